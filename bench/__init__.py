@@ -1,0 +1,1 @@
+"""negbench: bench."""

@@ -1,0 +1,116 @@
+"""One record per grid cell, written atomically, so nothing finished is ever lost or half-written.
+
+A cell is stored as two files under ``<root>/runs/``: ``<key>.users.npz`` (per-user metric
+vectors, written first) and ``<key>.json`` (everything else, written last). Each is written to a
+temporary file in the same folder and renamed into place, so a reader sees either no record or a
+whole one; the JSON is the commit marker, and a cell counts as stored only once it exists.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Store:
+    """The records of one results directory."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.runs = self.root / "runs"
+
+    def json_path(self, key: str) -> Path:
+        return self.runs / f"{key}.json"
+
+    def users_path(self, key: str) -> Path:
+        return self.runs / f"{key}.users.npz"
+
+    def status(self, key: str) -> str | None:
+        """``done``, ``failed`` or None (never run, or interrupted before its record was written)."""
+        path = self.json_path(key)
+        if not path.exists():
+            return None
+        return self.load(key).get("status")
+
+    def write(self, record: dict[str, Any], per_user: dict[str, np.ndarray] | None = None) -> None:
+        key = record["key"]
+        if per_user:
+            _atomic_write(self.users_path(key), lambda h: np.savez_compressed(h, **per_user))
+        payload = json.dumps(record, indent=1, sort_keys=True, default=_json_default).encode()
+        _atomic_write(self.json_path(key), lambda h: h.write(payload))
+
+    def load(self, key: str) -> dict[str, Any]:
+        with open(self.json_path(key)) as handle:
+            return json.load(handle)
+
+    def per_user(self, key: str) -> dict[str, np.ndarray]:
+        """Per-user vectors keyed ``"<test set>/<metric>"``, plus ``"<test set>/users"``."""
+        with np.load(self.users_path(key)) as data:
+            return {name: data[name] for name in data.files}
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        if not self.runs.exists():
+            return
+        for path in sorted(self.runs.glob("*.json")):
+            with open(path) as handle:
+                yield json.load(handle)
+
+    def table(self, status: str = "done") -> pd.DataFrame:
+        """Tidy scores: one row per (cell, test set, metric), with the cell's description and cost."""
+        rows = []
+        for rec in self.records():
+            if rec.get("status") != status:
+                continue
+            cell = rec["cell"]
+            for test_set, values in rec.get("metrics", {}).items():
+                for metric, value in values.items():
+                    rows.append(
+                        {
+                            "grid": cell.get("grid", ""),
+                            "key": rec["key"],
+                            "sampler": cell["sampler_label"],
+                            "backbone": cell["backbone_label"],
+                            "scenario": cell["scenario"],
+                            "dataset": cell["dataset"],
+                            "seed": cell["seed"],
+                            "test_set": test_set,
+                            "metric": metric,
+                            "value": value,
+                            "epoch_s": rec.get("timings", {}).get("epoch_s", float("nan")),
+                            "false_hard_negative_rate": rec.get("diagnostics", {}).get(
+                                "false_hard_negative_rate_mean", float("nan")
+                            ),
+                        }
+                    )
+        columns = ["grid", "key", "sampler", "backbone", "scenario", "dataset", "seed", "test_set",
+                   "metric", "value", "epoch_s", "false_hard_negative_rate"]
+        return pd.DataFrame(rows, columns=columns)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a record")
