@@ -15,12 +15,12 @@ from bench.registry import ParameterError, UnknownNameError, parameter_fields
 from bench.store import Store
 from samplers import SAMPLERS
 from scenarios import SCENARIOS
-from scenarios.catalogue import DataDirError, list_datasets, resolve_data_dir
+from scenarios.catalogue import ChecksumError, DataDirError, list_datasets, resolve_data_dir
 from scenarios.loaders import DataFormatError
 
 GRIDS_DIR = Path(__file__).resolve().parent.parent / "grids"
 DEFAULT_GRID = "quick"
-USER_ERRORS = (GridError, UnknownNameError, ParameterError, DataDirError, DataFormatError, FileNotFoundError)
+USER_ERRORS = (GridError, UnknownNameError, ParameterError, DataDirError, DataFormatError, ChecksumError, FileNotFoundError)
 
 
 def _grid_path(text: str) -> Path:

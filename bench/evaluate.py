@@ -7,6 +7,7 @@ same for any chunk size.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import scipy.sparse as sp
@@ -48,19 +49,28 @@ class Evaluator:
         self.popularity = torch.from_numpy(train_popularity.astype(np.float32))
         self.long_tail = torch.from_numpy(~head_items(train_popularity))
 
-    def __call__(self, user_emb: torch.Tensor, item_emb: torch.Tensor) -> Evaluation:
-        n_items = item_emb.shape[0]
-        values: dict[str, list[torch.Tensor]] = {m.name: [] for m in self.metrics if m.per_user}
-        recommended = {m.k: torch.zeros(n_items, dtype=torch.bool) for m in self.metrics if not m.per_user}
+    def _ranked_chunks(self, user_emb: torch.Tensor, item_emb: torch.Tensor) -> Iterator[tuple[int, np.ndarray, torch.Tensor]]:
+        """(offset, users, top-k items) per chunk, with masked items scored -inf."""
         item_t = item_emb.detach().T.contiguous()
+        user_emb = user_emb.detach()
+        for start in range(0, len(self.users), self.chunk_size):
+            users = self.users[start : start + self.chunk_size]
+            scores = user_emb[torch.from_numpy(users)] @ item_t
+            rows = self.mask[users]
+            row_ids = np.repeat(np.arange(len(users)), np.diff(rows.indptr))
+            scores[torch.from_numpy(row_ids), torch.from_numpy(rows.indices.astype(np.int64))] = -torch.inf
+            yield start, users, torch.topk(scores, self.k_max, dim=1).indices
+
+    def top_k(self, user_emb: torch.Tensor, item_emb: torch.Tensor) -> np.ndarray:
+        """``[n evaluated users, k_max]`` recommended items, best first."""
         with torch.no_grad():
-            for start in range(0, len(self.users), self.chunk_size):
-                users = self.users[start : start + self.chunk_size]
-                scores = user_emb.detach()[torch.from_numpy(users)] @ item_t
-                rows = self.mask[users]
-                row_ids = np.repeat(np.arange(len(users)), np.diff(rows.indptr))
-                scores[torch.from_numpy(row_ids), torch.from_numpy(rows.indices.astype(np.int64))] = -torch.inf
-                topk = torch.topk(scores, self.k_max, dim=1).indices
+            return torch.cat([topk for _, _, topk in self._ranked_chunks(user_emb, item_emb)]).numpy()
+
+    def __call__(self, user_emb: torch.Tensor, item_emb: torch.Tensor) -> Evaluation:
+        values: dict[str, list[torch.Tensor]] = {m.name: [] for m in self.metrics if m.per_user}
+        recommended = {m.k: torch.zeros(item_emb.shape[0], dtype=torch.bool) for m in self.metrics if not m.per_user}
+        with torch.no_grad():
+            for start, users, topk in self._ranked_chunks(user_emb, item_emb):
                 user_t = torch.from_numpy(users.astype(np.int64)).unsqueeze(1)
                 chunk = RankingChunk(
                     topk=topk,

@@ -89,7 +89,7 @@ def execute_cell(cell: Cell, data_dir: Path | None, run_manifest: dict[str, Any]
     torch.set_num_threads(max(1, run_manifest.get("threads_per_cell", 1)))
     t0 = time.perf_counter()
     scenario = SCENARIOS.create(cell.scenario.name, **dict(cell.scenario.params))
-    split = scenario.build(data_dir, np.random.default_rng(cell.pairing_seed("split")))
+    split = scenario.build(data_dir, scenario.split_rng(cell.seed))
     model = BACKBONES.create(cell.backbone.name, **dict(cell.backbone.params)).build(
         split.train, torch.Generator().manual_seed(cell.pairing_seed("init"))
     )
@@ -113,7 +113,7 @@ def execute_cell(cell: Cell, data_dir: Path | None, run_manifest: dict[str, Any]
         "key": cell.key,
         "status": "done",
         "cell": cell.summary(),
-        "seeds": {p: cell.pairing_seed(p) for p in ("split", "init", "order")} | {"sampler": cell.sampler_seed()},
+        "seeds": {"seed": cell.seed, "init": cell.pairing_seed("init"), "order": cell.pairing_seed("order"), "sampler": cell.sampler_seed()},
         "metrics": metrics,
         "best_epoch": result.best_epoch,
         "selected_on": result.selected_on,
@@ -157,7 +157,7 @@ def run_cell(cell: Cell, results_dir: str, data_dir: str | None, run_manifest: d
 
 def _matches_force(cell: Cell, patterns: list[str]) -> bool:
     labels = (cell.key, cell.sampler.label, cell.backbone.label, cell.scenario.label, cell.dataset)
-    return any(fnmatch.fnmatchcase(label, p) for p in patterns for label in labels)
+    return any(label == p or fnmatch.fnmatchcase(label, p) for p in patterns for label in labels)
 
 
 def run_grid(

@@ -96,6 +96,57 @@ class DiagnosticProbe:
         }
 
 
+def train_pairs(split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+    """(users, items) of every train interaction."""
+    coo = split.train.tocoo()
+    return torch.from_numpy(coo.row.astype(np.int64)), torch.from_numpy(coo.col.astype(np.int64))
+
+
+def train_epoch(
+    model: BackboneModel,
+    sampler: Sampler,
+    pairs: tuple[torch.Tensor, torch.Tensor],
+    optimizers: list[torch.optim.Optimizer],
+    config: TrainConfig,
+    generator: torch.Generator,
+    epoch: int = 0,
+) -> tuple[float, float, float]:
+    """One pass over the shuffled train pairs: (mean loss, sampling seconds, step seconds)."""
+    model.train()
+    pair_users, pair_items = pairs
+    n_pairs = len(pair_users)
+    order = torch.randperm(n_pairs, generator=generator)
+    epoch_loss, sampling_s, step_s = 0.0, 0.0, 0.0
+    for start in range(0, n_pairs, config.batch_size):
+        t0 = time.perf_counter()
+        idx = order[start : start + config.batch_size]
+        users, positives = pair_users[idx], pair_items[idx]
+        user_layers, item_layers = model.propagate()
+        t1 = time.perf_counter()
+        negatives = sampler.sample(users, positives, user_layers, item_layers)
+        t2 = time.perf_counter()
+        users_pooled, items_pooled = model.pool(user_layers), model.pool(item_layers)
+        loss = bpr_loss(users_pooled[users], items_pooled[positives], _negative_embeddings(negatives, items_pooled))
+        reg_rows = [model.user_embedding[users], model.item_embedding[positives]]
+        if negatives.items is not None:
+            reg_rows.append(model.item_embedding[negatives.items])
+        loss = loss + config.l2 * sum(r.pow(2).sum() for r in reg_rows) / len(users)
+        extra = sampler.extra_loss()
+        if extra is not None:
+            loss = loss + extra
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(f"loss is {loss.item()} at epoch {epoch}")
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for optimizer in optimizers:
+            optimizer.step()
+        epoch_loss += loss.item() * len(users)
+        sampling_s += t2 - t1
+        step_s += (t1 - t0) + (time.perf_counter() - t2)
+    return epoch_loss / n_pairs, sampling_s, step_s
+
+
 def train(
     split: Split,
     model: BackboneModel,
@@ -104,11 +155,16 @@ def train(
     rng: np.random.Generator,
     generator: torch.Generator,
 ) -> TrainResult:
-    """Train ``model`` with ``sampler`` on ``split``; all randomness comes from ``rng``/``generator``."""
-    sampler.setup(split, model, rng, generator)
+    """Train ``model`` with ``sampler`` on ``split``.
+
+    ``generator`` fixes the batch order only, so every sampler sees the same batches for a seed
+    (paired comparisons); the sampler and the diagnostic probe draw from ``rng``.
+    """
+    sampler_generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    sampler.setup(split, model, rng, sampler_generator)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     own = sampler.parameters()
-    sampler_optimizer = torch.optim.Adam(own, lr=sampler.learning_rate) if own else None
+    sampler_optimizer = torch.optim.Adam(own, lr=sampler.learning_rate) if own else None  # its own optimizer
     popularity = split.item_popularity
     evaluators = {"valid": Evaluator(split.valid, [split.train], popularity, chunk_size=config.eval_chunk)}
     for name, test in split.tests.items():
@@ -117,10 +173,8 @@ def train(
         raise ValueError(f"select_on={config.select_on!r}; choose one of {', '.join(evaluators)}")
     probe = DiagnosticProbe(split, config.diagnostic_pairs, rng)
 
-    coo = split.train.tocoo()
-    pair_users = torch.from_numpy(coo.row.astype(np.int64))
-    pair_items = torch.from_numpy(coo.col.astype(np.int64))
-    n_pairs = len(pair_users)
+    pairs = train_pairs(split)
+    optimizers = [optimizer] + ([sampler_optimizer] if sampler_optimizer is not None else [])
 
     history: list[dict[str, float]] = []
     diagnostics: dict[str, list[float]] = {"false_hard_negative_rate": [], "negative_popularity_percentile": []}
@@ -134,42 +188,11 @@ def train(
             diagnostics[key].append(value)
         totals["diagnostics_s"] += time.perf_counter() - t0
 
-        model.train()
-        order = torch.randperm(n_pairs, generator=generator)
-        epoch_loss, sampling_s, step_s = 0.0, 0.0, 0.0
-        for start in range(0, n_pairs, config.batch_size):
-            t0 = time.perf_counter()
-            idx = order[start : start + config.batch_size]
-            users, positives = pair_users[idx], pair_items[idx]
-            user_layers, item_layers = model.propagate()
-            t1 = time.perf_counter()
-            negatives = sampler.sample(users, positives, user_layers, item_layers)
-            t2 = time.perf_counter()
-            users_pooled, items_pooled = model.pool(user_layers), model.pool(item_layers)
-            loss = bpr_loss(users_pooled[users], items_pooled[positives], _negative_embeddings(negatives, items_pooled))
-            reg_rows = [model.user_embedding[users], model.item_embedding[positives]]
-            if negatives.items is not None:
-                reg_rows.append(model.item_embedding[negatives.items])
-            loss = loss + config.l2 * sum(r.pow(2).sum() for r in reg_rows) / len(users)
-            extra = sampler.extra_loss()
-            if extra is not None:
-                loss = loss + extra
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"loss is {loss.item()} at epoch {epoch}")
-            optimizer.zero_grad(set_to_none=True)
-            if sampler_optimizer is not None:
-                sampler_optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if sampler_optimizer is not None:
-                sampler_optimizer.step()
-            epoch_loss += loss.item() * len(users)
-            sampling_s += t2 - t1
-            step_s += (t1 - t0) + (time.perf_counter() - t2)
+        epoch_loss, sampling_s, step_s = train_epoch(model, sampler, pairs, optimizers, config, generator, epoch)
         totals["sampling_s"] += sampling_s
         totals["step_s"] += step_s
         epochs_run = epoch + 1
-        entry = {"epoch": epoch, "loss": epoch_loss / n_pairs, "sampling_s": sampling_s, "step_s": step_s}
+        entry = {"epoch": epoch, "loss": epoch_loss, "sampling_s": sampling_s, "step_s": step_s}
 
         if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
             t0 = time.perf_counter()

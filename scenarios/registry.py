@@ -1,13 +1,15 @@
 """The scenario plug-in kind: a protocol that turns a dataset into a ``Split``."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
-from bench.registry import Registry
+from bench.registry import ParameterError, Registry
 from scenarios.diagnostics import shift_diagnostics
 from scenarios.split import Split
 
@@ -33,10 +35,20 @@ class Scenario:
     def __post_init__(self) -> None:
         if not self.dataset:
             self.dataset = self.preset
+        if self.dataset != SYNTHETIC and self.dataset not in self.supported:
+            raise ParameterError(
+                f"scenario {self.name!r} cannot be built on dataset {self.dataset!r}; "
+                f"supported: {', '.join((*self.supported, SYNTHETIC))}"
+            )
 
     @property
     def uses_data_dir(self) -> bool:
         return self.dataset != SYNTHETIC
+
+    def split_rng(self, seed: int) -> np.random.Generator:
+        """The protocol's randomness for ``seed``: shared by every sampler and backbone of that seed."""
+        text = json.dumps({"scenario": self.name, **asdict(self), "seed": seed}, sort_keys=True)
+        return np.random.default_rng(int(hashlib.sha256(text.encode()).hexdigest()[:16], 16))
 
     def build(self, data_dir: Path | None, rng: np.random.Generator) -> Split:
         """Build the split; ``rng`` drives every random choice of the protocol."""
@@ -45,11 +57,6 @@ class Scenario:
 
             split = simulate(self.name, rng, confounding=self.confounding)
         else:
-            if self.dataset not in self.supported:
-                raise ValueError(
-                    f"scenario {self.name!r} cannot be built on dataset {self.dataset!r}; "
-                    f"supported: {', '.join((*self.supported, SYNTHETIC))}"
-                )
             split = self.build_real(data_dir, rng)
         split.meta.setdefault("diagnostics", {})
         for test_name, test in split.tests.items():

@@ -1,0 +1,90 @@
+"""The training loop: reproducibility, selection on valid only, and that it learns."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from backbones import BACKBONES
+from bench.train import TrainConfig, TrainingDiverged, bpr_loss, train
+from samplers import SAMPLERS
+from scenarios.synthetic import simulate
+
+CONFIG = TrainConfig(epochs=6, eval_every=2, patience=2, batch_size=512, lr=5e-3)
+
+
+@pytest.fixture(scope="module")
+def split():
+    return simulate("popularity", np.random.default_rng(11))
+
+
+def _run(split, backbone="mf", config=CONFIG, seed=0):
+    model = BACKBONES.create(backbone, dim=16).build(split.train, torch.Generator().manual_seed(seed))
+    return train(split, model, SAMPLERS.create("uniform"), config, np.random.default_rng(seed), torch.Generator().manual_seed(seed))
+
+
+def test_same_seed_gives_identical_metrics(split):
+    first, second = _run(split, "lightgcn"), _run(split, "lightgcn")
+    for name in first.evaluations:
+        assert first.evaluations[name].aggregate == second.evaluations[name].aggregate
+        for metric, values in first.evaluations[name].per_user.items():
+            np.testing.assert_array_equal(values, second.evaluations[name].per_user[metric])
+    untimed = [[{k: v for k, v in h.items() if not k.endswith("_s")} for h in r.history] for r in (first, second)]
+    assert untimed[0] == untimed[1]
+
+
+def test_different_seed_gives_different_metrics(split):
+    assert _run(split, seed=0).evaluations["ood"].aggregate != _run(split, seed=1).evaluations["ood"].aggregate
+
+
+def test_selection_never_looks_at_a_test_set(split):
+    """Replacing the test sets with noise changes nothing about which epoch is selected."""
+    rng = np.random.default_rng(0)
+    noise = sp.random(split.n_users, split.n_items, density=0.05, format="csr", random_state=rng)
+    noise.data[:] = 1.0
+    altered = dataclasses.replace(split, tests={"ood": noise, "iid": noise})
+    original, replaced = _run(split), _run(altered)
+    assert original.best_epoch == replaced.best_epoch
+    assert original.evaluations["valid"].aggregate == replaced.evaluations["valid"].aggregate
+    assert original.selected_on == "valid"
+
+
+def test_early_stopping_reacts_to_valid(split):
+    config = dataclasses.replace(CONFIG, epochs=40, eval_every=1, patience=2, lr=0.5)  # overshoots fast
+    result = _run(split, config=config)
+    scores = [h["valid/recall@20"] for h in result.history if "valid/recall@20" in h]
+    assert len(result.history) < 40
+    assert result.best_epoch == result.history[int(np.argmax(scores))]["epoch"]
+    assert all(s <= max(scores) for s in scores[-2:])
+
+
+def test_training_learns_beyond_random(split):
+    result = _run(split, "lightgcn", dataclasses.replace(CONFIG, epochs=30, lr=1e-2, patience=5))
+    ood = result.evaluations["ood"].aggregate["recall@20"]
+    random_recall = 20 / split.n_items
+    assert ood > 2 * random_recall
+
+
+def test_timings_and_diagnostics_are_recorded(split):
+    result = _run(split)
+    for key in ("sampling_s_per_epoch", "step_s_per_epoch", "eval_s_per_epoch", "epoch_s", "peak_rss_mb"):
+        assert result.timings[key] > 0
+    rates = result.diagnostics["false_hard_negative_rate"]
+    assert len(rates) == result.timings["epochs_run"] and all(0 <= r <= 1 for r in rates)
+    assert result.diagnostics["false_hard_negative_exact"] is True
+
+
+def test_non_finite_loss_raises(split):
+    with pytest.raises(TrainingDiverged):
+        _run(split, config=dataclasses.replace(CONFIG, lr=1e20, epochs=3))
+
+
+def test_bpr_loss_known_value():
+    user = torch.tensor([[1.0, 0.0]])
+    positive = torch.tensor([[2.0, 0.0]])
+    negatives = torch.tensor([[[1.0, 0.0], [3.0, 0.0]]])
+    expected = (np.log1p(np.exp(-1.0)) + np.log1p(np.exp(1.0))) / 2
+    assert bpr_loss(user, positive, negatives).item() == pytest.approx(expected)
