@@ -13,7 +13,7 @@ import itertools
 import json
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,8 @@ class Component:
 
 def parse_name(text: str, registry: Registry, where: str) -> list[Component]:
     """``dns[n_candidates=8,32]`` -> one Component per combination, each checked against the registry."""
+    if not isinstance(text, str):
+        raise GridError(f"{where}: expected a name such as uniform or name[param=value,...], got {text!r}")
     match = _NAME.match(text)
     if not match:
         raise GridError(f"{where}: cannot read {text!r}; expected name or name[param=value,...]")
@@ -109,7 +111,7 @@ class Cell:
             "scenario": self.scenario.name,
             "scenario_params": self.scenario_params(),
             "seed": self.seed,
-            "train": dict(self.train),
+            "train": asdict(self.train_config()),  # resolved: a default spelt out is the same cell
             "protocol_version": PROTOCOL_VERSION,
             "data_checksums": expected_checksums(self.dataset),
         }
@@ -119,7 +121,10 @@ class Cell:
         return _digest(self.description())[:20]
 
     def pairing_seed(self, purpose: str) -> int:
-        """A seed shared by every sampler of the same (scenario, backbone, seed): paired comparisons."""
+        """A seed shared by every sampler of the same (scenario, backbone, seed): paired comparisons.
+
+        (The split's own randomness is ``Scenario.split_rng(seed)``, shared across backbones too.)
+        """
         d = self.description()
         shared = {k: d[k] for k in ("scenario", "scenario_params", "seed", "protocol_version", "data_checksums")}
         if purpose != "split":
@@ -175,7 +180,12 @@ def _matches(rule: dict[str, str], cell: Cell) -> bool:
         "scenario": cell.scenario.label,
         "dataset": cell.dataset,
     }
-    return all(fnmatch.fnmatchcase(fields_of_cell[k], str(v)) for k, v in rule.items())
+    return all(_label_matches(fields_of_cell[k], str(v)) for k, v in rule.items())
+
+
+def _label_matches(label: str, pattern: str) -> bool:
+    """A glob pattern, or the label itself: ``dns[n_candidates=8]`` has brackets that glob reads as a set."""
+    return label == pattern or fnmatch.fnmatchcase(label, pattern)
 
 
 def build_grid(spec: dict[str, Any], name: str, where: str) -> Grid:
@@ -193,10 +203,12 @@ def build_grid(spec: dict[str, Any], name: str, where: str) -> Grid:
     seeds_spec = spec.get("seeds", 5)
     if isinstance(seeds_spec, int) and not isinstance(seeds_spec, bool) and seeds_spec > 0:
         seeds = list(range(seeds_spec))
-    elif isinstance(seeds_spec, list) and all(isinstance(s, int) for s in seeds_spec) and seeds_spec:
+    elif isinstance(seeds_spec, list) and seeds_spec and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds_spec):
         seeds = seeds_spec
     else:
         raise GridError(f"{where}: seeds must be a positive count or a list of integers, got {seeds_spec!r}")
+    if len(set(seeds)) != len(seeds):
+        raise GridError(f"{where}: seeds lists a seed twice: {seeds_spec!r}")
     train = spec.get("train", {})
     if not isinstance(train, dict):
         raise GridError(f"{where}: [train] must be a table")
@@ -216,8 +228,12 @@ def build_grid(spec: dict[str, Any], name: str, where: str) -> Grid:
                 raise GridError(f"{where}: {kind}[{i}]: a rule is a table of sampler/backbone/scenario/dataset patterns")
 
     grid = Grid(name, [])
+    seen: set[str] = set()
     for scenario, backbone, sampler, seed in itertools.product(scenarios, backbones, samplers, seeds):
         cell = Cell(name, sampler, backbone, scenario, seed, train_items)
+        if cell.key in seen:  # e.g. ``uniform`` and ``uniform[n_negatives=1]``: one cell, run once
+            continue
+        seen.add(cell.key)
         if rules["include"] and not any(_matches(r, cell) for r in rules["include"]):
             continue
         if any(_matches(r, cell) for r in rules["exclude"]):

@@ -26,7 +26,8 @@ SEEDED = [
 
 
 def build(scenario: str, dataset: str, data_dir: Path | None, seed: int = 0) -> Split:
-    return SCENARIOS.create(scenario, dataset=dataset).build(data_dir, np.random.default_rng(seed))
+    spec = SCENARIOS.create(scenario, dataset=dataset)
+    return spec.build(data_dir, spec.split_rng(seed))
 
 
 @pytest.fixture(scope="module")
