@@ -68,11 +68,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     store = Store(args.results)
     for key in summary.failed:
-        print(f"failed {key}: {store.load(key).get('error')}", file=sys.stderr)
+        print(f"failed {key}: {summary.errors.get(key)}", file=sys.stderr)
     if not args.quiet:
         from bench.report import format_markdown_leaderboard
 
-        print(format_markdown_leaderboard(store, grid=grid.name, keys={c.key for c in grid.cells}))
+        table = store.table()
+        table = table[table["key"].isin({c.key for c in grid.cells})]
+        if len(table):
+            print(format_markdown_leaderboard(table))
     return 1 if summary.failed else 0
 
 

@@ -47,6 +47,10 @@ class Component:
             return self.name
         return f"{self.name}[{','.join(f'{k}={v}' for k, v in self.params)}]"
 
+    def label_without(self, param: str) -> str:
+        """The label with one parameter left out (the dataset has a column of its own)."""
+        return Component(self.name, tuple(p for p in self.params if p[0] != param)).label
+
     def resolved(self, registry: Registry) -> dict[str, Any]:
         return get_params(registry.create(self.name, **dict(self.params)))
 
@@ -140,7 +144,7 @@ class Cell:
             "sampler_label": self.sampler.label,
             "backbone_label": self.backbone.label,
             "scenario": self.scenario.name,
-            "scenario_label": self.scenario.label,
+            "scenario_label": self.scenario.label_without("dataset"),
             "dataset": self.dataset,
             "seed": self.seed,
             **self.description(),

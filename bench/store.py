@@ -58,6 +58,11 @@ class Store:
         payload = json.dumps(record, indent=1, sort_keys=True, default=_json_default).encode()
         _atomic_write(self.json_path(key), lambda h: h.write(payload))
 
+    def remove_partial(self, key: str) -> None:
+        """Delete temporary files of ``key`` left by a writer that died before its rename."""
+        for path in self.runs.glob(f".{key}.*.tmp"):
+            path.unlink(missing_ok=True)
+
     def load(self, key: str) -> dict[str, Any]:
         with open(self.json_path(key)) as handle:
             return json.load(handle)
@@ -89,7 +94,7 @@ class Store:
                             "key": rec["key"],
                             "sampler": cell["sampler_label"],
                             "backbone": cell["backbone_label"],
-                            "scenario": cell["scenario"],
+                            "scenario": cell.get("scenario_label", cell["scenario"]),
                             "dataset": cell["dataset"],
                             "seed": cell["seed"],
                             "test_set": test_set,

@@ -1,0 +1,128 @@
+"""bench.report on a small fake results directory written through Store.write."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.report import format_markdown_leaderboard, write_report
+from bench.store import Store
+
+EFFECT = {"uniform": 0.0, "dns": 0.02, "cnsdiff": 0.05, "mixgcf": 0.03, "popularity": -0.02}
+COST = {"uniform": 0.4, "dns": 1.1, "cnsdiff": 2.5, "mixgcf": 1.6, "popularity": 0.5}
+FHN = {"uniform": 0.02, "dns": 0.09, "cnsdiff": 0.05, "mixgcf": 0.07, "popularity": 0.03}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def make_results(root: Path, samplers=("uniform", "dns", "cnsdiff"), scenarios=("popularity", "temporal"),
+                 backbones=("mf",), seeds=(0, 1, 2), n_users: int = 40, grid: str = "quick") -> Store:
+    """Fake finished cells: per-user recall/ndcg/avg_pop with a sampler effect and a shared seed effect."""
+    store = Store(root)
+    for backbone in backbones:
+        for s_index, scenario in enumerate(scenarios):
+            for seed in seeds:
+                rng_seed = np.random.default_rng([s_index, seed, len(backbone)])
+                users = {t: 0.15 + 0.05 * s_index + 0.1 * rng_seed.standard_normal(n_users)  # shared by samplers
+                         for t in ("ood", "iid", "valid")}
+                for sampler in samplers:
+                    rng = np.random.default_rng([s_index, seed, len(backbone), len(sampler), ord(sampler[0])])
+                    key = f"{grid}-{backbone}-{scenario}-{sampler}-{seed}"
+                    metrics, per_user = {}, {}
+                    for t_index, test_set in enumerate(("ood", "iid", "valid")):
+                        shift = 0.03 * t_index + EFFECT[sampler] + 0.004 * rng.standard_normal()
+                        recall = np.clip(users[test_set] + shift + 0.02 * rng.standard_normal(n_users), 0, 1)
+                        ndcg = 0.6 * recall
+                        avg_pop = 50 - 200 * EFFECT[sampler] + rng.standard_normal(n_users)
+                        per_user |= {f"{test_set}/users": np.arange(n_users), f"{test_set}/recall@20": recall,
+                                     f"{test_set}/ndcg@20": ndcg, f"{test_set}/avg_pop@20": avg_pop}
+                        metrics[test_set] = {"recall@20": recall.mean(), "ndcg@20": ndcg.mean(),
+                                             "avg_pop@20": avg_pop.mean(), "coverage@20": 0.3 + EFFECT[sampler] + 0.01 * rng.random()}
+                    rates = FHN[sampler] + 0.01 * rng.random(4)
+                    record = {
+                        "key": key, "status": "done",
+                        "cell": {"grid": grid, "sampler_label": sampler, "backbone_label": backbone,
+                                 "scenario": scenario, "dataset": "synthetic", "seed": seed},
+                        "metrics": metrics,
+                        "timings": {"epoch_s": COST[sampler] * (1 + 0.05 * rng.random()) * (2 if backbone == "lightgcn" else 1)},
+                        "diagnostics": {"false_hard_negative_rate": rates.tolist(),
+                                        "negative_popularity_percentile": (50 + rng.random(4)).tolist(),
+                                        "false_hard_negative_rate_mean": float(rates.mean())},
+                    }
+                    store.write(record, per_user)
+    return store
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, Path, list[Path]]:
+    root = tmp_path_factory.mktemp("results")
+    store = make_results(root)
+    out = root / "report"
+    return store, out, write_report(root, out)
+
+
+def test_files_written_per_grid(report) -> None:
+    _, out, written = report
+    names = {p.name for p in written}
+    assert names == {"leaderboard.md", "leaderboard.csv", "leaderboard.tex", "bars_recall@20.png",
+                     "bars_ndcg@20.png", "critical_difference.png", "quality_vs_cost.png",
+                     "false_hard_negatives.png"}
+    assert all(p.parent == out / "quick" and p.exists() for p in written)
+
+
+def test_pngs_are_real_images(report) -> None:
+    _, _, written = report
+    for path in written:
+        if path.suffix == ".png":
+            data = path.read_bytes()
+            assert data[:8] == PNG_MAGIC and len(data) > 5000, path.name
+
+
+def test_markdown_rows_marks_and_warning(report) -> None:
+    _, out, _ = report
+    text = (out / "quick" / "leaderboard.md").read_text()
+    table = text.split("### backbone `mf`")[1].split("###")[0]
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
+    assert set(rows) >= {"uniform", "dns", "cnsdiff"}
+    assert rows["cnsdiff"].count("**") == 2 * 4  # best in all four columns (2 scenarios x 2 metrics)
+    assert rows["dns"].count("<u>") == 4 and "**" not in rows["uniform"]
+    assert "†" in rows["cnsdiff"] and "†" not in rows["uniform"]
+    assert "cannot reach p < 0.05" in text and "Legend" in text and "Holm" in text
+    assert "popularity/synthetic recall@20 ↑" in rows["sampler"] and "s/epoch" in rows["sampler"]
+
+
+def test_csv_is_the_long_stats_table(report) -> None:
+    _, out, _ = report
+    frame = pd.read_csv(out / "quick" / "leaderboard.csv")
+    assert {"mean", "std", "ci_low", "ci_high", "vs_baseline_p_ttest_holm", "vs_best_p_wilcoxon_holm",
+            "vs_baseline_p_user", "vs_baseline_rel_improvement"} <= set(frame.columns)
+    assert set(frame["test_set"]) == {"ood", "iid", "valid"}
+    cns = frame[(frame["sampler"] == "cnsdiff") & (frame["metric"] == "recall@20")]
+    assert (cns["vs_baseline_n_users"] == 3 * 40).all() and (cns["vs_baseline_p_user"] < 0.05).all()
+    pop = frame[(frame["sampler"] == "cnsdiff") & (frame["metric"] == "avg_pop@20")]
+    assert (pop["vs_baseline_direction"] == "better").all()
+
+
+def test_latex_table(report) -> None:
+    _, out, _ = report
+    tex = (out / "quick" / "leaderboard.tex").read_text()
+    assert r"\begin{tabular}" in tex and r"\textbf{" in tex and r"$\pm$" in tex and "cnsdiff" in tex
+
+
+def test_format_markdown_leaderboard_matches_file(report) -> None:
+    store, out, _ = report
+    printed = format_markdown_leaderboard(store.table())
+    assert "## Leaderboard: grid `quick`, `ood` test" in printed
+    # the printed one skips the per-user tests, which do not enter the markdown
+    assert printed == (out / "quick" / "leaderboard.md").read_text()
+
+
+def test_unknown_metric_or_test_set_is_a_clear_error(report, tmp_path: Path) -> None:
+    store, _, _ = report
+    with pytest.raises(ValueError, match="not in"):
+        write_report(store.root, tmp_path, metrics=("mrr@7",))
+    with pytest.raises(ValueError, match="test set"):
+        write_report(store.root, tmp_path, test_set="future")
+    with pytest.raises(ValueError, match="no finished runs"):
+        write_report(tmp_path / "empty", tmp_path)
