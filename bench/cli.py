@@ -126,10 +126,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    from scenarios.describe import describe, format_description
+    from bench.references import reference_metrics
+    from scenarios.describe import build, format_description, summarize
 
     data_dir = None if args.dataset == "synthetic" else resolve_data_dir(args.data_dir)
-    result = describe(args.scenario, dataset=args.dataset, data_dir=data_dir, seed=args.seed)
+    split = build(args.scenario, dataset=args.dataset, data_dir=data_dir, seed=args.seed)
+    result = summarize(split, args.seed)
+    if args.references:
+        result["references"] = reference_metrics(split)
     print(json.dumps(result, indent=2, default=str) if args.json else format_description(result))
     return 0
 
@@ -180,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     desc.add_argument("--seed", type=int, default=0)
     desc.add_argument("--data-dir")
     desc.add_argument("--json", action="store_true")
+    desc.add_argument("--references", action="store_true", help="also score random and most-popular rankings")
     desc.set_defaults(func=cmd_describe)
 
     report = sub.add_parser("report", help="leaderboards, CSV, LaTeX and plots from stored records")

@@ -7,6 +7,7 @@ entry-point group, loaded lazily the first time the registry is read.
 from __future__ import annotations
 
 import dataclasses
+import re
 from importlib.metadata import entry_points
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
@@ -111,7 +112,11 @@ def coerce_params(cls: type, params: dict[str, Any], where: str) -> dict[str, An
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:
-    """Convert ``value`` (often a string from a grid name) to the type of ``default``."""
+    """Convert ``value`` (often a string from a grid name) to the type of ``default``.
+
+    A tuple parameter is written with ``:`` (or ``;`` or spaces) between its values in a grid
+    name, since ``,`` separates the values a grid expands over: ``cnsdiff[hardness_steps=10:14:18]``.
+    """
     if default is None or type(value) is type(default):
         return value
     target = type(default)
@@ -126,7 +131,9 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
         if target is int:
             return int(float(value))
         if target is tuple:
-            return tuple(value)
+            parts = re.split(r"[\s;:]+", value.strip()) if isinstance(value, str) else list(value)
+            element = type(default[0]) if default else str
+            return tuple(_coerce(part, element(), where) for part in parts)
         return target(value)
     except (TypeError, ValueError):
         raise ParameterError(f"{where} expects {target.__name__}, got {value!r}") from None

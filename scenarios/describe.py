@@ -8,22 +8,27 @@ from tabulate import tabulate
 
 from scenarios.catalogue import resolve_data_dir
 from scenarios.registry import SCENARIOS
+from scenarios.split import Split
 
 _DIAGNOSTICS = ("top20_share_train", "top20_share_test", "gini_train", "gini_test", "spearman",
                 "mean_train_popularity_of_test_items")
 
 
-def describe(scenario_name: str, dataset: str | None = None, data_dir: str | Path | None = None, seed: int = 0) -> dict[str, Any]:
-    """Build the split of ``scenario_name`` on ``dataset`` (its preset by default) and summarise it.
+def build(scenario_name: str, dataset: str | None = None, data_dir: str | Path | None = None, seed: int = 0) -> Split:
+    """The split of ``scenario_name`` on ``dataset`` (its preset by default) for ``seed``.
 
     The rng is ``scenario.split_rng(seed)``, the derivation a run with that seed uses, so the
     description is of the very split a run would see.
     """
     scenario = SCENARIOS.create(scenario_name, **({"dataset": dataset} if dataset else {}))
     path = resolve_data_dir(data_dir) if scenario.uses_data_dir else None
-    split = scenario.build(path, scenario.split_rng(seed))
+    return scenario.build(path, scenario.split_rng(seed))
+
+
+def summarize(split: Split, seed: int) -> dict[str, Any]:
+    """Sizes, shift diagnostics, drop counts and checksums of a built split."""
     return {
-        "scenario": scenario_name,
+        "scenario": split.scenario,
         "dataset": split.dataset,
         "seed": seed,
         "n_users": split.n_users,
@@ -36,6 +41,11 @@ def describe(scenario_name: str, dataset: str | None = None, data_dir: str | Pat
         "protocol": split.meta.get("protocol", ""),
         "split_checksum": split.meta["split_checksum"],
     }
+
+
+def describe(scenario_name: str, dataset: str | None = None, data_dir: str | Path | None = None, seed: int = 0) -> dict[str, Any]:
+    """``summarize(build(...))``: what ``bench describe`` prints."""
+    return summarize(build(scenario_name, dataset, data_dir, seed), seed)
 
 
 def format_description(d: dict[str, Any]) -> str:
@@ -62,6 +72,11 @@ def format_description(d: dict[str, Any]) -> str:
                                            "spearman", "mean train pop"], floatfmt=".3f")]
     if dropped:
         lines += ["", "dropped:", tabulate(dropped, headers=["set", *reasons], intfmt=",")]
+    if d.get("references"):
+        metrics = sorted({m for by_ranking in d["references"].values() for values in by_ranking.values() for m in values})
+        refs = [[test, ranking, *(values.get(m, "") for m in metrics)]
+                for test, by_ranking in d["references"].items() for ranking, values in by_ranking.items()]
+        lines += ["", "reference rankings:", tabulate(refs, headers=["set", "ranking", *metrics], floatfmt=".4f")]
     if d["checksums"]:
         lines += ["", tabulate(sorted(d["checksums"].items()), headers=["file", "sha256"])]
     lines += ["", f"split checksum: {d['split_checksum']}"]
