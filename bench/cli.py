@@ -59,7 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"grid {grid.name}: {len(grid.cells)} cells, results in {args.results}", file=sys.stderr)
     summary = run_grid(
         grid, args.results, data_dir, n_jobs=args.jobs, backend=args.backend, scheduler=args.scheduler,
-        force=args.force, progress=not args.quiet,
+        force=args.force, progress=not args.quiet, threads_per_cell=args.threads,
     )
     print(
         f"done {len(summary.done)}, cached {len(summary.cached)}, failed {len(summary.failed)}, "
@@ -147,6 +147,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="negbench", description="Negative sampling under distribution shift: a benchmark suite.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a grid; stored cells are skipped")
     grid_args(run)
     run.add_argument("-j", "--jobs", type=int, default=1, help="parallel cells")
+    run.add_argument("--threads", type=_positive_int, help="torch threads per cell (default: cores / jobs; "
+                     "1 on a shared machine or with several runners, which otherwise oversubscribe the cores)")
     run.add_argument("--backend", choices=["loky", "dask"], default="loky")
     run.add_argument("--scheduler", help="Dask scheduler address (with --backend dask); default: a local cluster")
     run.add_argument("--data-dir", help="data directory (default: $NEGBENCH_DATA)")

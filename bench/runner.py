@@ -3,11 +3,13 @@
 Each cell runs in a worker (joblib processes, or a Dask cluster through joblib's dask backend)
 and writes its own record atomically, so a crash or a kill loses at most the cells in flight.
 A cell is claimed with a lock file while it runs, so two runners on one results directory do
-not compute the same cell twice; a lock left by a dead process on this host is taken over.
+not compute the same cell twice; the lock is an ``flock``, which dies with its holder, so a lock
+file left by a killed runner blocks nothing.
 """
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import fnmatch
 import os
 import socket
@@ -37,6 +39,7 @@ class RunSummary:
     cached: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)  # claimed by another live runner
+    errors: dict[str, str] = field(default_factory=dict)  # failed key -> its error
     wall_s: float = 0.0
 
 
@@ -44,44 +47,41 @@ def _lock_path(store: Store, key: str) -> Path:
     return store.runs / f"{key}.lock"
 
 
-def _lock_is_stale(path: Path) -> bool:
-    try:
-        host, pid = path.read_text().split()
-    except (OSError, ValueError):
-        return True
-    if host != socket.gethostname():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 @contextlib.contextmanager
 def claim(store: Store, key: str) -> Iterator[bool]:
-    """Hold ``<key>.lock`` while the cell runs; yields False if another live runner holds it."""
+    """Hold ``<key>.lock`` while the cell runs; yields False if another live runner holds it.
+
+    The claim is an exclusive ``flock`` on the file, taken without waiting: the kernel grants it to
+    one process only and drops it when that process ends, even by SIGKILL. So no lock is ever
+    stale, and none is judged by its contents (reading a file its creator had not yet written,
+    or two runners breaking the same dead lock, let two runners take one cell). The file names
+    its holder (host, pid) for people only.
+    """
     store.runs.mkdir(parents=True, exist_ok=True)
     path = _lock_path(store, key)
-    for _ in range(2):
+    while True:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            if _lock_is_stale(path):
-                path.unlink(missing_ok=True)
-                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
             yield False
             return
-        with os.fdopen(fd, "w") as handle:
-            handle.write(f"{socket.gethostname()} {os.getpid()}")
         try:
-            yield True
-        finally:
-            path.unlink(missing_ok=True)
-        return
-    yield False
+            current = os.stat(path)
+            ours = os.fstat(fd)
+            if (current.st_dev, current.st_ino) == (ours.st_dev, ours.st_ino):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # we locked a file its holder removed on release: claim the one there now
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
+        yield True
+    finally:
+        path.unlink(missing_ok=True)  # removed while still locked, then released
+        os.close(fd)
 
 
 def execute_cell(cell: Cell, data_dir: Path | None, run_manifest: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -131,14 +131,22 @@ def execute_cell(cell: Cell, data_dir: Path | None, run_manifest: dict[str, Any]
     return record, per_user
 
 
-def run_cell(cell: Cell, results_dir: str, data_dir: str | None, run_manifest: dict[str, Any]) -> tuple[str, str]:
-    """Worker entry point: claim, run, store. Returns (key, status); never raises for a cell's own error."""
+def run_cell(
+    cell: Cell, results_dir: str, data_dir: str | None, run_manifest: dict[str, Any], rerun: bool = False
+) -> tuple[str, str, str | None]:
+    """Worker entry point: claim, run, store. Returns (key, status, error); never raises for a cell's own error.
+
+    ``rerun`` (``--force``) computes the cell even if it is stored; a failure then keeps the
+    stored record, since nothing finished is overwritten by a failed run.
+    """
     store = Store(results_dir)
     with claim(store, cell.key) as mine:
         if not mine:
-            return cell.key, "busy"
-        if store.status(cell.key) == "done":  # another runner finished it meanwhile
-            return cell.key, "cached"
+            return cell.key, "busy", None
+        store.remove_partial(cell.key)  # temp files of a writer killed mid-write: only a holder writes
+        previous = store.status(cell.key)
+        if previous == "done" and not rerun:  # another runner finished it meanwhile
+            return cell.key, "cached", None
         try:
             record, per_user = execute_cell(cell, Path(data_dir) if data_dir else None, run_manifest)
         except Exception as error:  # a bad cell is recorded, the grid goes on
@@ -151,8 +159,10 @@ def run_cell(cell: Cell, results_dir: str, data_dir: str | None, run_manifest: d
                 "manifest": run_manifest,
             }
             per_user = {}
+            if previous == "done":
+                return cell.key, "failed", record["error"]
         store.write(record, per_user)
-        return cell.key, record["status"]
+        return cell.key, record["status"], record.get("error")
 
 
 def _matches_force(cell: Cell, patterns: list[str]) -> bool:
@@ -169,24 +179,36 @@ def run_grid(
     scheduler: str | None = None,
     force: list[str] | None = None,
     progress: bool = True,
+    threads_per_cell: int | None = None,
 ) -> RunSummary:
-    """Run every cell of ``grid`` not already stored; cells matching ``force`` patterns run again."""
+    """Run every cell of ``grid`` not already stored; cells matching ``force`` patterns run again.
+
+    ``threads_per_cell`` (torch threads in each cell) defaults to the cores over ``n_jobs``, which
+    assumes the machine is otherwise idle; on a shared machine, or with several runners, pass 1.
+    """
     store = Store(results_dir)
     summary = RunSummary()
     todo = []
     for cell in grid.cells:  # checked before dispatch: a stored cell never reaches a worker
-        if store.status(cell.key) == "done" and not (force and _matches_force(cell, force)):
+        forced = bool(force) and _matches_force(cell, force)
+        if store.status(cell.key) == "done" and not forced:
             summary.cached.append(cell.key)
         else:
-            todo.append(cell)
-    run_manifest = manifest(n_jobs, backend) | {"threads_per_cell": max(1, (os.cpu_count() or 1) // max(n_jobs, 1))}
+            todo.append((cell, forced))
+    threads = threads_per_cell or max(1, (os.cpu_count() or 1) // max(n_jobs, 1))
+    run_manifest = manifest(n_jobs, backend) | {"threads_per_cell": threads}
     start = time.perf_counter()
     bar = tqdm(total=len(grid.cells), initial=len(summary.cached), disable=not progress, unit="cell", dynamic_ncols=True)
     bar.set_postfix(done=0, cached=len(summary.cached), failed=0)
-    tasks = (delayed(run_cell)(cell, str(results_dir), str(data_dir) if data_dir else None, run_manifest) for cell in todo)
+    tasks = (
+        delayed(run_cell)(cell, str(results_dir), str(data_dir) if data_dir else None, run_manifest, forced)
+        for cell, forced in todo
+    )
     with _backend(backend, scheduler, n_jobs):
-        for key, status in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks):
+        for key, status, error in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks):
             {"done": summary.done, "cached": summary.cached, "failed": summary.failed, "busy": summary.busy}[status].append(key)
+            if error is not None:
+                summary.errors[key] = error
             bar.update(1)
             bar.set_postfix(done=len(summary.done), cached=len(summary.cached), failed=len(summary.failed))
     bar.close()

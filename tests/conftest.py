@@ -24,3 +24,14 @@ def data_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tests train many tiny models: one thread each is faster on a small shared machine than two."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

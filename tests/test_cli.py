@@ -1,0 +1,212 @@
+"""The command line: list, describe, and user errors as one clear line with exit status 2."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from backbones import BACKBONES
+from bench.cli import main
+from bench.metrics import METRICS
+from samplers import SAMPLERS
+from scenarios import SCENARIOS
+from scenarios.catalogue import CATALOGUE
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def first_column(text: str) -> set[str]:
+    """The first word of every table row (tabulate's plain format: header, rule, rows)."""
+    return {line.split()[0] for line in text.splitlines()[2:] if line.strip()}
+
+
+@pytest.mark.parametrize(
+    "kind, expected",
+    [
+        ("samplers", lambda: SAMPLERS.names()),
+        ("backbones", lambda: BACKBONES.names()),
+        ("scenarios", lambda: SCENARIOS.names()),
+        ("datasets", lambda: sorted(CATALOGUE)),
+        ("metrics", lambda: sorted(m.name for m in METRICS.values())),
+    ],
+)
+def test_list_shows_every_registered_name(kind, expected, capsys):
+    assert main(["list", kind]) == 0
+    out = capsys.readouterr().out
+    assert first_column(out) == set(expected())
+
+
+def test_list_shows_parameters_and_defaults(capsys):
+    assert main(["list", "samplers"]) == 0
+    out = capsys.readouterr().out
+    assert "n_negatives=1" in out and "uniform" in out
+    assert main(["list", "backbones"]) == 0
+    assert "dim=" in capsys.readouterr().out
+    main(["list", "metrics"])
+    rows = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()[2:]}
+    assert rows["recall@20"] == "higher" and rows["avg_pop@20"] == "lower"
+    main(["list", "scenarios"])
+    assert "synthetic" in capsys.readouterr().out
+
+
+def test_list_of_an_unknown_kind_is_refused(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["list", "gadgets"])
+    assert info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_describe_prints_sizes_and_diagnostics_as_json(capsys):
+    pytest.importorskip("scenarios.describe", reason="scenarios/describe.py not written yet")
+    assert main(["describe", "popularity", "--dataset", "synthetic", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["scenario"] == "popularity" and result["dataset"] == "synthetic"
+    assert result["n_users"] > 0 and result["n_items"] > 0
+    assert {"train", "valid", "ood"} <= set(result["sizes"])
+    train = result["sizes"]["train"]
+    assert train["interactions"] > 0 and 0 < train["users"] <= result["n_users"] and 0 < train["items"] <= result["n_items"]
+    assert "ood" in result["diagnostics"]
+    ood = result["diagnostics"]["ood"]
+    assert "gini_train" in ood and "spearman" in ood
+    # a popularity shift: the test set is less concentrated on popular items than the training set
+    assert ood["gini_test"] < ood["gini_train"]
+
+
+def test_describe_is_the_same_split_for_the_same_seed(capsys):
+    pytest.importorskip("scenarios.describe", reason="scenarios/describe.py not written yet")
+    main(["describe", "popularity", "--dataset", "synthetic", "--json", "--seed", "3"])
+    a = json.loads(capsys.readouterr().out)
+    main(["describe", "popularity", "--dataset", "synthetic", "--json", "--seed", "3"])
+    b = json.loads(capsys.readouterr().out)
+    main(["describe", "popularity", "--dataset", "synthetic", "--json", "--seed", "4"])
+    c = json.loads(capsys.readouterr().out)
+    assert a == b
+    assert a["split_checksum"] != c["split_checksum"]
+
+
+def test_describe_prints_a_readable_table(capsys):
+    pytest.importorskip("scenarios.describe", reason="scenarios/describe.py not written yet")
+    assert main(["describe", "exposure", "--dataset", "synthetic"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("scenario exposure on synthetic")
+    assert "ood" in out and "train" in out
+
+
+def test_unknown_sampler_on_the_command_line_lists_known_names(tmp_path):
+    result = bench("run", "--samplers", "nosuchsampler", "--scenarios", "exposure[dataset=synthetic]",
+                   "--results", str(tmp_path), "--quiet")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("negbench: error: command line: samplers[0]: unknown sampler 'nosuchsampler'")
+    known = lines[0].split("known: ", 1)[1].split(", ")
+    assert known == SAMPLERS.names()
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["run", "--samplers", "uniform[n_negatives=x]"], "expects int"),
+        (["run", "--backbones", "nosuchbackbone"], "unknown backbone 'nosuchbackbone'; known: "),
+        (["run", "--scenarios", "nosuchscenario"], "unknown scenario 'nosuchscenario'; known: "),
+        (["run", "--scenarios", "exposure[dataset=nosuchdata]"], "cannot be built on dataset 'nosuchdata'; supported: "),
+        (["status", "--samplers", "uniform[bogus=1]"], "no parameter 'bogus'"),
+        (["run", "quick", "--samplers", "uniform"], "either a grid file or --samplers"),
+        (["run", "no/such/grid.toml"], "no/such/grid.toml: no such grid file"),
+        (["status", "no/such/grid.toml"], "no such grid file"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(argv, fragment, tmp_path, capsys):
+    assert main([*argv, "--results", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("negbench: error: "), captured.err
+    assert fragment in lines[0]
+    assert captured.out == ""
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many"])
+def test_threads_must_be_a_positive_integer(value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--samplers", "uniform", "--threads", value, "--results", str(tmp_path)])
+    assert info.value.code == 2
+    assert "--threads" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+REAL_GRID = """\
+samplers = ["uniform"]
+backbones = ["mf"]
+scenarios = ["exposure[dataset=coat]"]
+seeds = 1
+[train]
+epochs = 2
+eval_every = 1
+batch_size = 1024
+"""
+
+
+def test_missing_data_directory_names_data_dir_and_the_variable(tmp_path):
+    grid = tmp_path / "real.toml"
+    grid.write_text(REAL_GRID)
+    env = {k: v for k, v in os.environ.items() if k != "NEGBENCH_DATA"}
+    result = bench("run", str(grid), "--results", str(tmp_path / "results"), "--quiet", env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("negbench: error: ")
+    assert "--data-dir" in lines[0] and "NEGBENCH_DATA" in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "results" / "runs").exists()  # nothing ran, nothing recorded as failed
+
+
+def test_a_data_directory_that_does_not_exist_is_named(tmp_path, monkeypatch, capsys):
+    grid = tmp_path / "real.toml"
+    grid.write_text(REAL_GRID)
+    missing = tmp_path / "nowhere"
+    monkeypatch.setenv("NEGBENCH_DATA", str(missing))
+    assert main(["run", str(grid), "--results", str(tmp_path / "results"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "NEGBENCH_DATA" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.delenv("NEGBENCH_DATA")
+    assert main(["run", str(grid), "--results", str(tmp_path / "results"), "--data-dir", str(missing), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "--data-dir" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "results" / "runs").exists()
+
+
+def test_describe_real_data_without_a_data_directory(monkeypatch, capsys):
+    pytest.importorskip("scenarios.describe", reason="scenarios/describe.py not written yet")
+    monkeypatch.delenv("NEGBENCH_DATA", raising=False)
+    assert main(["describe", "exposure", "--dataset", "coat"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--data-dir" in err and "NEGBENCH_DATA" in err
+
+
+def test_status_of_names_from_the_command_line(tmp_path, capsys):
+    argv = ["status", "--samplers", "uniform[n_negatives=1,2]", "--scenarios", "exposure[dataset=synthetic]",
+            "--results", str(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "grid cli: INCOMPLETE: done 0, failed 0, missing 2 of 2" in out
+    assert "uniform[n_negatives=1]" in out and "uniform[n_negatives=2]" in out
+
+
+def test_status_of_a_synthetic_grid_needs_no_data_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("NEGBENCH_DATA", raising=False)
+    grid = tmp_path / "syn.toml"
+    grid.write_text(REAL_GRID.replace("dataset=coat", "dataset=synthetic"))
+    assert main(["status", str(grid), "--results", str(tmp_path)]) == 0
+    assert "missing 1 of 1" in capsys.readouterr().out
