@@ -130,9 +130,8 @@ class Cell:
         (The split's own randomness is ``Scenario.split_rng(seed)``, shared across backbones too.)
         """
         d = self.description()
-        shared = {k: d[k] for k in ("scenario", "scenario_params", "seed", "protocol_version", "data_checksums")}
-        if purpose != "split":
-            shared.update(backbone=d["backbone"], backbone_params=d["backbone_params"])
+        shared = {k: d[k] for k in ("scenario", "scenario_params", "backbone", "backbone_params", "seed",
+                                    "protocol_version", "data_checksums")}
         return int(_digest({"purpose": purpose, **shared})[:15], 16)
 
     def sampler_seed(self) -> int:

@@ -21,6 +21,7 @@ def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; a shared results folder must be readable by all
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
