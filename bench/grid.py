@@ -25,7 +25,7 @@ from scenarios import SCENARIOS
 from scenarios.catalogue import dataset_files
 from scenarios.registry import SYNTHETIC
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: synthesised negatives matched among the user's possible negatives
 SIMULATOR_VERSION = 1
 _NAME = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:\[(.*)\])?\s*$")
 

@@ -308,8 +308,8 @@ def _plot_false_hard_negatives(table: pd.DataFrame, colors: dict, path: Path) ->
         low, high = stats.t_interval(values)
         rows.append(dict(zip(["backbone", "scenario", "dataset", "sampler"], key))
                     | {"mean": values.mean(), "ci_low": low, "ci_high": high})
-    title = ("False-hard-negative rate per sampler (share of chosen negatives that are held-out positives)\n"
-             "mean over seeds with 95 % t-interval")
+    title = ("False-hard-negative rate per sampler: share of chosen negatives the user truly likes\n"
+             "(synthetic data) or holds out (real data); mean over seeds with 95 % t-interval")
     return _save(_interval_bars(pd.DataFrame(rows), title, "false-hard-negative rate", colors), path)
 
 

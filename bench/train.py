@@ -13,12 +13,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
 from backbones.registry import BackboneModel
 from bench.evaluate import Evaluation, Evaluator
 from samplers.registry import Negatives, Sampler
+from scenarios.pairs import PairSet
 from scenarios.split import Split
 
 
@@ -68,18 +70,30 @@ def _peak_rss_mb() -> float:
 
 
 class DiagnosticProbe:
-    """Each epoch, what the sampler picks for a fixed subset of training pairs (SPEC §4)."""
+    """Each epoch, what the sampler picks for a fixed subset of training pairs (SPEC §4).
+
+    A picked item is a false hard negative when the user truly likes it (synthetic data: exact)
+    or when it is one of the user's held-out positives (real data). A synthesised negative counts
+    as the real item nearest to it by inner product among the items that could be negatives of
+    that user, i.e. not the user's train positives (otherwise a negative mixed from the positive
+    would be matched to the positive itself).
+    """
 
     def __init__(self, split: Split, n_pairs: int, rng: np.random.Generator) -> None:
         coo = split.train.tocoo()
         pick = np.sort(rng.choice(coo.nnz, size=min(n_pairs, coo.nnz), replace=False))
-        self.users = torch.from_numpy(coo.row[pick].astype(np.int64))
+        users = coo.row[pick].astype(np.int64)
+        self.users = torch.from_numpy(users)
         self.positives = torch.from_numpy(coo.col[pick].astype(np.int64))
-        truth = split.truth if split.truth is not None else split.held_out().toarray() > 0
         self.exact = split.truth is not None
-        self.relevant = torch.from_numpy(truth)
+        relevant = sp.csr_matrix(split.truth) if self.exact else split.held_out()
+        self.relevant = PairSet(relevant)
+        rows = split.train[users]
+        self.train_rows = torch.from_numpy(np.repeat(np.arange(len(users)), np.diff(rows.indptr)))
+        self.train_cols = torch.from_numpy(rows.indices.astype(np.int64))
         pop = split.item_popularity
-        self.percentile = torch.from_numpy((np.argsort(np.argsort(pop, kind="stable"), kind="stable") / max(len(pop) - 1, 1)).astype(np.float32))
+        rank = np.argsort(np.argsort(pop, kind="stable"), kind="stable")
+        self.percentile = torch.from_numpy((rank / max(len(pop) - 1, 1)).astype(np.float32))
 
     def measure(self, sampler: Sampler, model: BackboneModel) -> dict[str, float]:
         with torch.no_grad():
@@ -87,11 +101,12 @@ class DiagnosticProbe:
             negatives = sampler.sample(self.users, self.positives, users_l, items_l)
             if negatives.items is not None:
                 chosen = negatives.items
-            else:  # a synthesised negative counts as the real item nearest to it by inner product
-                chosen = (negatives.embeddings @ model.pool(items_l).T).argmax(-1)
-        rows = self.users.unsqueeze(1).expand_as(chosen)
+            else:
+                scores = negatives.embeddings @ model.pool(items_l).T  # [P, K, n_items]
+                scores[self.train_rows, :, self.train_cols] = -torch.inf
+                chosen = scores.argmax(-1)
         return {
-            "false_hard_negative_rate": float(self.relevant[rows, chosen].float().mean()),
+            "false_hard_negative_rate": float(self.relevant.contains(self.users.unsqueeze(1), chosen).float().mean()),
             "negative_popularity_percentile": float(self.percentile[chosen].mean()),
         }
 

@@ -88,3 +88,28 @@ def test_bpr_loss_known_value():
     negatives = torch.tensor([[[1.0, 0.0], [3.0, 0.0]]])
     expected = (np.log1p(np.exp(-1.0)) + np.log1p(np.exp(1.0))) / 2
     assert bpr_loss(user, positive, negatives).item() == pytest.approx(expected)
+
+
+def test_probe_matches_synthesised_negatives_among_possible_negatives(split):
+    """A negative equal to the positive's embedding must map to some non-positive item, not the positive."""
+    from bench.train import DiagnosticProbe
+    from samplers.registry import Negatives
+
+    class CopyPositive(SAMPLERS.get("uniform")):
+        def sample(self, users, positives, user_layers, item_layers):
+            return Negatives(embeddings=self.model.pool(item_layers)[positives].unsqueeze(1))
+
+    model = BACKBONES.create("mf", dim=16).build(split.train, torch.Generator().manual_seed(0))
+    sampler = CopyPositive()
+    sampler.setup(split, model, np.random.default_rng(0), torch.Generator().manual_seed(0))
+    probe = DiagnosticProbe(split, 256, np.random.default_rng(0))
+    result = probe.measure(sampler, model)
+    with torch.no_grad():
+        items = model.pool(model.propagate()[1])
+        scores = items[probe.positives] @ items.T
+        scores[probe.train_rows, probe.train_cols] = -torch.inf
+        nearest = scores.argmax(1)
+    users, nearest = np.array(probe.users), np.array(nearest)
+    assert not split.train.toarray()[users, nearest].any()
+    expected = split.truth[users, nearest].mean()
+    assert result["false_hard_negative_rate"] == pytest.approx(expected)
