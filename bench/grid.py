@@ -157,6 +157,14 @@ def expected_checksums(dataset: str) -> dict[str, str]:
     return {f"{f.path}:{f.member or ''}": f.sha256 for f in dataset_files(dataset).values()}
 
 
+def _train_value(key: str, value: Any) -> Any:
+    """A grid's training setting in the type of TrainConfig's field (lists -> tuples, ints -> floats)."""
+    default = getattr(TrainConfig(), key)
+    if isinstance(default, tuple):
+        return tuple(value)
+    return float(value) if isinstance(default, float) else value
+
+
 def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -220,9 +228,12 @@ def build_grid(spec: dict[str, Any], name: str, where: str) -> Grid:
         if key not in train_fields:
             raise GridError(f"{where}: train.{key}: unknown setting; settings: {', '.join(train_fields)}")
         default = getattr(TrainConfig(), key)
-        if type(value) is not type(default) and not (isinstance(default, float) and isinstance(value, int)):
+        if isinstance(default, tuple):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise GridError(f"{where}: train.{key}: expects a list of names, got {value!r}")
+        elif type(value) is not type(default) and not (isinstance(default, float) and isinstance(value, int)):
             raise GridError(f"{where}: train.{key}: expects {type(default).__name__}, got {value!r}")
-    train_items = tuple(sorted({k: (float(v) if isinstance(getattr(TrainConfig(), k), float) else v) for k, v in train.items()}.items()))
+    train_items = tuple(sorted({k: _train_value(k, v) for k, v in train.items()}.items()))
     rules = {}
     for kind in ("include", "exclude"):
         rules[kind] = _as_list(spec.get(kind, []), f"{where}: {kind}")

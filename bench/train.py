@@ -36,6 +36,10 @@ class TrainConfig:
     select_on: str = "valid"  # "valid", or a test set name for labelled parity runs
     eval_chunk: int = 2048
     diagnostic_pairs: int = 2048
+    curves: tuple[str, ...] = ()  # sets evaluated at every evaluation, all metrics kept in the history
+
+    def __post_init__(self) -> None:
+        self.curves = tuple(self.curves)
 
 
 class TrainingDiverged(RuntimeError):
@@ -184,8 +188,10 @@ def train(
     evaluators = {"valid": Evaluator(split.valid, [split.train], popularity, chunk_size=config.eval_chunk)}
     for name, test in split.tests.items():
         evaluators[name] = Evaluator(test, [split.train, split.valid], popularity, chunk_size=config.eval_chunk)
-    if config.select_on not in evaluators:
-        raise ValueError(f"select_on={config.select_on!r}; choose one of {', '.join(evaluators)}")
+    for option, names in (("select_on", [config.select_on]), ("curves", config.curves)):
+        for name in names:
+            if name not in evaluators:
+                raise ValueError(f"{option}: no set {name!r} in this split; sets: {', '.join(evaluators)}")
     probe = DiagnosticProbe(split, config.diagnostic_pairs, rng)
 
     pairs = train_pairs(split)
@@ -215,8 +221,10 @@ def train(
             with torch.no_grad():
                 user_emb, item_emb = model.pooled()
             score = evaluators[config.select_on](user_emb, item_emb).aggregate[config.selection_metric]
-            totals["eval_s"] += time.perf_counter() - t0
             entry[f"{config.select_on}/{config.selection_metric}"] = score
+            for name in config.curves:
+                entry.update({f"{name}/{m}": v for m, v in evaluators[name](user_emb, item_emb).aggregate.items()})
+            totals["eval_s"] += time.perf_counter() - t0
             if score > best_score:
                 best_score, best_epoch, stale = score, epoch, 0
                 best_embeddings = (user_emb.clone(), item_emb.clone())

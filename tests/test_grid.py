@@ -175,16 +175,29 @@ def test_load_grid_reads_toml_and_takes_name_from_file(tmp_path):
     assert load_grid(unnamed).name == "other"
 
 
-def test_shipped_quick_grid_loads():
-    import tomllib
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO_ROOT / "grids").glob("*.toml")))
+def test_shipped_grids_load(name):
+    g = load_grid(REPO_ROOT / "grids" / f"{name}.toml")
+    assert g.name == name
+    assert g.cells
+    datasets = {c.dataset for c in g.cells}
+    assert (datasets == {"synthetic"}) if name == "quick" else ("synthetic" not in datasets)
 
-    spec = tomllib.loads((REPO_ROOT / "grids" / "quick.toml").read_text())
-    missing = [s for s in spec["samplers"] if s.split("[")[0] not in SAMPLERS]
-    if missing:
-        pytest.skip(f"samplers of grids/quick.toml not registered yet: {', '.join(missing)}")
-    g = load_grid(REPO_ROOT / "grids" / "quick.toml")
-    assert g.name == "quick"
-    assert g.cells and all(c.dataset == "synthetic" for c in g.cells)
+
+def test_standard_grid_is_six_samplers_two_backbones_four_presets_five_seeds():
+    g = load_grid(REPO_ROOT / "grids" / "standard.toml")
+    assert len(g.cells) == 6 * 2 * 4 * 5 and not g.skipped
+    assert {c.scenario.label for c in g.cells} == {"popularity", "temporal", "exposure", "mixed"}
+    assert "cnsdiff[variant=released]" in {c.sampler.label for c in g.cells}
+
+
+def test_curves_setting_is_a_list_of_set_names(tmp_path):
+    path = tmp_path / "g.toml"
+    path.write_text(GRID_TOML + 'curves = ["ood"]\n')
+    assert load_grid(path).cells[0].train_config().curves == ("ood",)
+    path.write_text(GRID_TOML + 'curves = "ood"\n')
+    with pytest.raises(GridError, match="train.curves: expects a list of names"):
+        load_grid(path)
 
 
 def test_names_grid_from_command_line_names():

@@ -61,6 +61,23 @@ def test_early_stopping_reacts_to_valid(split):
     assert all(s <= max(scores) for s in scores[-2:])
 
 
+def test_curves_record_every_metric_of_the_named_sets_without_changing_selection(split):
+    plain = _run(split)
+    traced = _run(split, config=dataclasses.replace(CONFIG, curves=("ood", "valid")))
+    assert traced.best_epoch == plain.best_epoch
+    assert traced.evaluations["ood"].aggregate == plain.evaluations["ood"].aggregate
+    evaluated = [h for h in traced.history if "valid/recall@20" in h]
+    assert len(evaluated) == len([h for h in plain.history if "valid/recall@20" in h])
+    best = next(h for h in evaluated if h["epoch"] == traced.best_epoch)
+    for metric, value in traced.evaluations["ood"].aggregate.items():
+        assert best[f"ood/{metric}"] == pytest.approx(value)
+
+
+def test_curves_name_an_unknown_set(split):
+    with pytest.raises(ValueError, match="curves: no set 'test'"):
+        _run(split, config=dataclasses.replace(CONFIG, curves=("test",)))
+
+
 def test_training_learns_beyond_random(split):
     result = _run(split, "lightgcn", dataclasses.replace(CONFIG, epochs=30, lr=1e-2, patience=5))
     ood = result.evaluations["ood"].aggregate["recall@20"]
