@@ -137,13 +137,18 @@ def _legend(baseline: str, alpha: float) -> str:
 
 def _markdown_grid(
     grid: str, summary: pd.DataFrame, comparisons: pd.DataFrame, metrics: Sequence[str],
-    test_set: str, baseline: str, alpha: float,
+    test_set: str, baseline: str, alpha: float, selected_on: Sequence[str] = ("valid",),
 ) -> str:
     """One grid's leaderboard; ``summary``/``comparisons`` cover all metrics of this test set."""
     shown = summary[summary["metric"].isin(metrics)]
     if shown.empty:
         return f"## Leaderboard: grid `{grid}`\n\nNo `{test_set}` results for {', '.join(metrics)}.\n"
     lines = [f"## Leaderboard: grid `{grid}`, `{test_set}` test", ""]
+    on_tests = sorted(set(selected_on) - {"valid"})
+    if on_tests:
+        lines += [f"> **Epoch selected on the {', '.join(f'`{t}`' for t in on_tests)} test set, not on `valid`** "
+                  "(parity with code that selects so): these figures are optimistic and not comparable "
+                  "with leaderboards selected on `valid`.", ""]
     for backbone in sorted(shown["backbone"].unique()):
         headers, rows = _leaderboard_rows(shown, comparisons, backbone, metrics, MARKDOWN)
         lines += [f"### backbone `{backbone}`", "",
@@ -199,7 +204,8 @@ def format_markdown_leaderboard(
     for grid, sub in part.groupby("grid", sort=True):
         summary = stats.summarize(sub)
         comparisons = stats.compare(sub[sub["metric"].isin(metrics)], baseline=baseline, alpha=alpha)
-        sections.append(_markdown_grid(grid, summary, comparisons, metrics, test_set, baseline, alpha))
+        sections.append(_markdown_grid(grid, summary, comparisons, metrics, test_set, baseline, alpha,
+                                       sub["selected_on"].unique()))
     return "\n".join(sections)
 
 
@@ -487,7 +493,8 @@ def write_report(
         in_test = summary[summary["test_set"] == test_set]
         test_comparisons = comparisons[comparisons["test_set"] == test_set]
 
-        markdown = _markdown_grid(grid, in_test, test_comparisons, metrics, test_set, baseline, alpha)
+        markdown = _markdown_grid(grid, in_test, test_comparisons, metrics, test_set, baseline, alpha,
+                                  sub["selected_on"].unique())
         (folder / "leaderboard.md").write_text(markdown)
         _long_table(summary, comparisons).to_csv(folder / "leaderboard.csv", index=False)
         (folder / "leaderboard.tex").write_text(

@@ -105,10 +105,11 @@ class Store:
                             "false_hard_negative_rate": rec.get("diagnostics", {}).get(
                                 "false_hard_negative_rate_mean", float("nan")
                             ),
+                            "selected_on": rec.get("selected_on", "valid"),
                         }
                     )
         columns = ["grid", "key", "sampler", "backbone", "scenario", "dataset", "seed", "test_set",
-                   "metric", "value", "epoch_s", "false_hard_negative_rate"]
+                   "metric", "value", "epoch_s", "false_hard_negative_rate", "selected_on"]
         return pd.DataFrame(rows, columns=columns)
 
 

@@ -17,7 +17,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def make_results(root: Path, samplers=("uniform", "dns", "cnsdiff"), scenarios=("popularity", "temporal"),
-                 backbones=("mf",), seeds=(0, 1, 2), n_users: int = 40, grid: str = "quick") -> Store:
+                 backbones=("mf",), seeds=(0, 1, 2), n_users: int = 40, grid: str = "quick",
+                 selected_on: str = "valid") -> Store:
     """Fake finished cells: per-user recall/ndcg/avg_pop with a sampler effect and a shared seed effect."""
     store = Store(root)
     for backbone in backbones:
@@ -44,7 +45,7 @@ def make_results(root: Path, samplers=("uniform", "dns", "cnsdiff"), scenarios=(
                         "key": key, "status": "done",
                         "cell": {"grid": grid, "sampler_label": sampler, "backbone_label": backbone,
                                  "scenario": scenario, "dataset": "synthetic", "seed": seed},
-                        "metrics": metrics,
+                        "metrics": metrics, "selected_on": selected_on,
                         "timings": {"epoch_s": COST[sampler] * (1 + 0.05 * rng.random()) * (2 if backbone == "lightgcn" else 1)},
                         "diagnostics": {"false_hard_negative_rate": rates.tolist(),
                                         "negative_popularity_percentile": (50 + rng.random(4)).tolist(),
@@ -90,6 +91,14 @@ def test_markdown_rows_marks_and_warning(report) -> None:
     assert "†" in rows["cnsdiff"] and "†" not in rows["uniform"]
     assert "cannot reach p < 0.05" in text and "Legend" in text and "Holm" in text
     assert "popularity/synthetic recall@20 ↑" in rows["sampler"] and "s/epoch" in rows["sampler"]
+
+
+def test_selection_on_a_test_set_is_labelled(report, tmp_path: Path) -> None:
+    _, out, _ = report
+    assert "selected on" not in (out / "quick" / "leaderboard.md").read_text()
+    store = make_results(tmp_path, grid="parity", seeds=(0, 1), selected_on="ood")
+    text = format_markdown_leaderboard(store.table())
+    assert "**Epoch selected on the `ood` test set, not on `valid`**" in text
 
 
 def test_csv_is_the_long_stats_table(report) -> None:
