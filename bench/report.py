@@ -303,6 +303,46 @@ def _plot_bars(summary: pd.DataFrame, metric: str, test_set: str, colors: dict, 
     return _save(_interval_bars(frame, title, metric, colors), path)
 
 
+def curve_table(records: Sequence[dict], metric: str) -> pd.DataFrame:
+    """One row per (record, evaluated epoch, set) for the sets a run traced with ``train.curves``."""
+    rows = []
+    for rec in records:
+        cell = rec["cell"]
+        for name in cell.get("train", {}).get("curves", []):
+            for entry in rec.get("history", []):
+                if f"{name}/{metric}" in entry:
+                    rows.append({"sampler": cell["sampler_label"], "backbone": cell["backbone_label"],
+                                 "scenario": cell.get("scenario_label", cell["scenario"]), "dataset": cell["dataset"],
+                                 "seed": cell["seed"], "set": name, "epoch": entry["epoch"] + 1,
+                                 "value": entry[f"{name}/{metric}"]})
+    return pd.DataFrame(rows, columns=["sampler", "backbone", "scenario", "dataset", "seed", "set", "epoch", "value"])
+
+
+def _plot_curves(records: Sequence[dict], metric: str, colors: dict, path: Path) -> Path | None:
+    """``metric`` against epoch (mean over seeds) per traced set; None when no run traced curves."""
+    curves = curve_table(records, metric)
+    if curves.empty:
+        return None
+    panels = curves[["scenario", "dataset", "backbone", "set"]].drop_duplicates().sort_values(
+        ["scenario", "dataset", "backbone", "set"])
+    fig, axes = _grid_of_panels(len(panels))
+    for ax, (scenario, dataset, backbone, name) in zip(axes, panels.itertuples(index=False)):
+        part = curves[(curves["scenario"] == scenario) & (curves["dataset"] == dataset)
+                      & (curves["backbone"] == backbone) & (curves["set"] == name)]
+        for sampler, frame in part.groupby("sampler"):
+            mean = frame.groupby("epoch")["value"].mean()
+            ax.plot(mean.index, mean.to_numpy(), marker=".", color=colors[sampler], label=sampler)
+            best = mean.idxmax() if stats.higher_is_better(metric) else mean.idxmin()
+            ax.plot([best], [mean[best]], marker="*", markersize=12, color=colors[sampler], markeredgecolor="black")
+        ax.set_title(f"{name} set: {scenario} · {dataset}\n{backbone}", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"Training curves: {metric} per evaluated epoch (mean over seeds); star: the curve's best epoch")
+    return _save(fig, path)
+
+
 def _plot_false_hard_negatives(table: pd.DataFrame, colors: dict, path: Path) -> Path | None:
     """Mean false-hard-negative rate over seeds with its t-interval; None when no run measured it."""
     runs = table.drop_duplicates("key").dropna(subset=["false_hard_negative_rate"])
@@ -480,6 +520,7 @@ def write_report(
     store = Store(results_dir)
     table = store.table()
     _check_request(table, metrics, test_set, Path(results_dir))
+    records = [r for r in store.records() if r.get("status") == "done"]
 
     def load(key: str) -> dict[str, np.ndarray]:
         return store.per_user(key) if store.users_path(key).exists() else {}
@@ -508,6 +549,8 @@ def write_report(
             _plot_critical_difference(in_test, metrics, test_set, alpha, folder / "critical_difference.png"),
             _plot_quality_vs_cost(in_test, COST_METRIC, test_set, colors, folder / "quality_vs_cost.png"),
             _plot_false_hard_negatives(sub, colors, folder / "false_hard_negatives.png"),
+            _plot_curves([r for r in records if r["cell"].get("grid", "") == grid], metrics[0], colors,
+                         folder / f"curves_{metrics[0]}.png"),
         ]
         written += [p for p in optional if p is not None]
     return written

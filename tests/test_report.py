@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.report import format_markdown_leaderboard, write_report
+from bench.report import curve_table, format_markdown_leaderboard, write_report
 from bench.store import Store
 
 EFFECT = {"uniform": 0.0, "dns": 0.02, "cnsdiff": 0.05, "mixgcf": 0.03, "popularity": -0.02}
@@ -18,7 +18,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def make_results(root: Path, samplers=("uniform", "dns", "cnsdiff"), scenarios=("popularity", "temporal"),
                  backbones=("mf",), seeds=(0, 1, 2), n_users: int = 40, grid: str = "quick",
-                 selected_on: str = "valid") -> Store:
+                 selected_on: str = "valid", curves: tuple[str, ...] = ()) -> Store:
     """Fake finished cells: per-user recall/ndcg/avg_pop with a sampler effect and a shared seed effect."""
     store = Store(root)
     for backbone in backbones:
@@ -44,7 +44,10 @@ def make_results(root: Path, samplers=("uniform", "dns", "cnsdiff"), scenarios=(
                     record = {
                         "key": key, "status": "done",
                         "cell": {"grid": grid, "sampler_label": sampler, "backbone_label": backbone,
-                                 "scenario": scenario, "dataset": "synthetic", "seed": seed},
+                                 "scenario": scenario, "dataset": "synthetic", "seed": seed,
+                                 "train": {"curves": list(curves)}},
+                        "history": [{"epoch": e, **{f"{c}/recall@20": 0.1 + 0.01 * e for c in curves}}
+                                    for e in range(4)],
                         "metrics": metrics, "selected_on": selected_on,
                         "timings": {"epoch_s": COST[sampler] * (1 + 0.05 * rng.random()) * (2 if backbone == "lightgcn" else 1)},
                         "diagnostics": {"false_hard_negative_rate": rates.tolist(),
@@ -99,6 +102,17 @@ def test_selection_on_a_test_set_is_labelled(report, tmp_path: Path) -> None:
     store = make_results(tmp_path, grid="parity", seeds=(0, 1), selected_on="ood")
     text = format_markdown_leaderboard(store.table())
     assert "**Epoch selected on the `ood` test set, not on `valid`**" in text
+
+
+def test_curves_plot_only_for_runs_that_traced_curves(report, tmp_path: Path) -> None:
+    _, out, written = report
+    assert not (out / "quick" / "curves_recall@20.png").exists()
+    make_results(tmp_path, grid="parity", seeds=(0,), curves=("valid", "ood"))
+    files = write_report(tmp_path, tmp_path / "report")
+    path = tmp_path / "report" / "parity" / "curves_recall@20.png"
+    assert path in files and path.read_bytes().startswith(PNG_MAGIC)
+    frame = curve_table(list(Store(tmp_path).records()), "recall@20")
+    assert set(frame["set"]) == {"valid", "ood"} and frame["epoch"].max() == 4
 
 
 def test_csv_is_the_long_stats_table(report) -> None:
