@@ -13,7 +13,7 @@ import itertools
 import json
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,7 @@ class Cell:
     scenario: Component
     seed: int
     train: tuple[tuple[str, Any], ...]
+    grid_cells: int = field(default=0, compare=False)  # the grid's size, so a report can tell it is partial
 
     @property
     def dataset(self) -> str:
@@ -140,6 +141,7 @@ class Cell:
     def summary(self) -> dict[str, Any]:
         return {
             "grid": self.grid,
+            "grid_cells": self.grid_cells,
             "sampler_label": self.sampler.label,
             "backbone_label": self.backbone.label,
             "scenario": self.scenario.name,
@@ -257,6 +259,7 @@ def build_grid(spec: dict[str, Any], name: str, where: str) -> Grid:
             grid.cells.append(cell)
         else:
             grid.skipped.append((cell, reason))
+    grid.cells = [replace(c, grid_cells=len(grid.cells)) for c in grid.cells]
     return grid
 
 

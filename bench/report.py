@@ -138,12 +138,17 @@ def _legend(baseline: str, alpha: float) -> str:
 def _markdown_grid(
     grid: str, summary: pd.DataFrame, comparisons: pd.DataFrame, metrics: Sequence[str],
     test_set: str, baseline: str, alpha: float, selected_on: Sequence[str] = ("valid",),
+    cells: tuple[int, int] = (0, 0),
 ) -> str:
     """One grid's leaderboard; ``summary``/``comparisons`` cover all metrics of this test set."""
     shown = summary[summary["metric"].isin(metrics)]
     if shown.empty:
         return f"## Leaderboard: grid `{grid}`\n\nNo `{test_set}` results for {', '.join(metrics)}.\n"
     lines = [f"## Leaderboard: grid `{grid}`, `{test_set}` test", ""]
+    done, expected = cells
+    if done < expected:
+        lines += [f"> **Incomplete grid: {done} of {expected} cells done.** Means, ranks and tests below cover "
+                  f"the finished cells only; `python -m bench status {grid}` lists the rest.", ""]
     on_tests = sorted(set(selected_on) - {"valid"})
     if on_tests:
         lines += [f"> **Epoch selected on the {', '.join(f'`{t}`' for t in on_tests)} test set, not on `valid`** "
@@ -192,6 +197,11 @@ def _markdown_grid(
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _cell_counts(table: pd.DataFrame) -> tuple[int, int]:
+    """(finished cells, cells in the grid as its records state it; 0 when they do not)."""
+    return table["key"].nunique(), int(table["grid_cells"].max())
+
+
 def format_markdown_leaderboard(
     table: pd.DataFrame, metrics: Sequence[str] = DEFAULT_METRICS, test_set: str = "ood",
     alpha: float = 0.05, baseline: str = "uniform",
@@ -205,7 +215,7 @@ def format_markdown_leaderboard(
         summary = stats.summarize(sub)
         comparisons = stats.compare(sub[sub["metric"].isin(metrics)], baseline=baseline, alpha=alpha)
         sections.append(_markdown_grid(grid, summary, comparisons, metrics, test_set, baseline, alpha,
-                                       sub["selected_on"].unique()))
+                                       sub["selected_on"].unique(), _cell_counts(sub)))
     return "\n".join(sections)
 
 
@@ -535,7 +545,7 @@ def write_report(
         test_comparisons = comparisons[comparisons["test_set"] == test_set]
 
         markdown = _markdown_grid(grid, in_test, test_comparisons, metrics, test_set, baseline, alpha,
-                                  sub["selected_on"].unique())
+                                  sub["selected_on"].unique(), _cell_counts(sub))
         (folder / "leaderboard.md").write_text(markdown)
         _long_table(summary, comparisons).to_csv(folder / "leaderboard.csv", index=False)
         (folder / "leaderboard.tex").write_text(

@@ -106,10 +106,12 @@ class Store:
                                 "false_hard_negative_rate_mean", float("nan")
                             ),
                             "selected_on": rec.get("selected_on", "valid"),
+                            "grid_cells": cell.get("grid_cells", 0),
                         }
                     )
         columns = ["grid", "key", "sampler", "backbone", "scenario", "dataset", "seed", "test_set",
-                   "metric", "value", "epoch_s", "false_hard_negative_rate", "selected_on"]
+                   "metric", "value", "epoch_s", "false_hard_negative_rate", "selected_on",
+                   "grid_cells"]
         return pd.DataFrame(rows, columns=columns)
 
 

@@ -184,6 +184,14 @@ def test_shipped_grids_load(name):
         assert {c.dataset for c in g.cells} == {"synthetic"}
 
 
+def test_cells_know_the_size_of_their_grid_which_is_not_part_of_the_key():
+    g = grid()
+    assert {c.grid_cells for c in g.cells} == {len(g.cells)}
+    part = grid(exclude=[{"sampler": "uniform[n_negatives=2]"}])
+    assert {c.grid_cells for c in part.cells} == {len(part.cells)} and len(part.cells) < len(g.cells)
+    assert {c.key for c in part.cells} < {c.key for c in g.cells}
+
+
 def test_standard_grid_is_six_samplers_two_backbones_four_presets_five_seeds():
     g = load_grid(REPO_ROOT / "grids" / "standard.toml")
     assert len(g.cells) == 6 * 2 * 4 * 5 and not g.skipped

@@ -18,7 +18,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def make_results(root: Path, samplers=("uniform", "dns", "cnsdiff"), scenarios=("popularity", "temporal"),
                  backbones=("mf",), seeds=(0, 1, 2), n_users: int = 40, grid: str = "quick",
-                 selected_on: str = "valid", curves: tuple[str, ...] = ()) -> Store:
+                 selected_on: str = "valid", curves: tuple[str, ...] = (), grid_cells: int = 0) -> Store:
     """Fake finished cells: per-user recall/ndcg/avg_pop with a sampler effect and a shared seed effect."""
     store = Store(root)
     for backbone in backbones:
@@ -45,7 +45,7 @@ def make_results(root: Path, samplers=("uniform", "dns", "cnsdiff"), scenarios=(
                         "key": key, "status": "done",
                         "cell": {"grid": grid, "sampler_label": sampler, "backbone_label": backbone,
                                  "scenario": scenario, "dataset": "synthetic", "seed": seed,
-                                 "train": {"curves": list(curves)}},
+                                 "train": {"curves": list(curves)}, "grid_cells": grid_cells},
                         "history": [{"epoch": e, **{f"{c}/recall@20": 0.1 + 0.01 * e for c in curves}}
                                     for e in range(4)],
                         "metrics": metrics, "selected_on": selected_on,
@@ -113,6 +113,15 @@ def test_curves_plot_only_for_runs_that_traced_curves(report, tmp_path: Path) ->
     assert path in files and path.read_bytes().startswith(PNG_MAGIC)
     frame = curve_table(list(Store(tmp_path).records()), "recall@20")
     assert set(frame["set"]) == {"valid", "ood"} and frame["epoch"].max() == 4
+
+
+def test_a_partial_grid_says_so(report, tmp_path: Path) -> None:
+    _, out, _ = report
+    assert "Incomplete grid" not in (out / "quick" / "leaderboard.md").read_text()
+    store = make_results(tmp_path, seeds=(0, 1), grid_cells=20)  # 3 samplers x 2 scenarios x 2 seeds = 12 done
+    assert "**Incomplete grid: 12 of 20 cells done.**" in format_markdown_leaderboard(store.table())
+    complete = make_results(tmp_path / "complete", seeds=(0, 1), grid_cells=12)
+    assert "Incomplete grid" not in format_markdown_leaderboard(complete.table())
 
 
 def test_csv_is_the_long_stats_table(report) -> None:
