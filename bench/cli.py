@@ -1,4 +1,4 @@
-"""The ``negbench`` / ``python -m bench`` command line: run, status, list, describe, report."""
+"""The ``negbench`` / ``python -m bench`` command line: run, status, list, describe, report, export."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +13,7 @@ from backbones import BACKBONES
 from bench.grid import Grid, GridError, load_grid, names_grid
 from bench.metrics import METRICS
 from bench.registry import ParameterError, UnknownNameError, parameter_fields
-from bench.store import Store
+from bench.store import Store, export_records
 from samplers import SAMPLERS
 from scenarios import SCENARIOS
 from scenarios.catalogue import ChecksumError, DataDirError, list_datasets, resolve_data_dir
@@ -92,9 +92,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             rows.append([state, cell.key, cell.sampler.label, cell.backbone.label, cell.scenario.label, cell.seed, error[:80]])
     if rows:
         print(tabulate(rows, headers=["state", "key", "sampler", "backbone", "scenario", "seed", "error"]))
-    complete = "complete" if counts["done"] == len(grid.cells) else "INCOMPLETE"
-    print(f"grid {grid.name}: {complete}: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" of {len(grid.cells)}")
-    return 0
+    complete = counts["done"] == len(grid.cells)
+    print(f"grid {grid.name}: {'complete' if complete else 'INCOMPLETE'}: "
+          + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" of {len(grid.cells)}")
+    return 0 if complete else 1
 
 
 def _summary(cls: type) -> str:
@@ -142,9 +143,20 @@ def cmd_describe(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from bench.report import write_report
 
-    paths = write_report(args.results, args.out, metrics=tuple(args.metric), test_set=args.test)
+    try:
+        paths = write_report(args.results, args.out, metrics=tuple(args.metric), test_set=args.test)
+    except ValueError as error:  # nothing to report, an unknown metric or test set, an unreadable archive
+        print(f"negbench: error: {error}", file=sys.stderr)
+        return 2
     for path in paths:
         print(path)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    grid = _grid_from_args(args)
+    n = export_records(Store(args.results), [c.key for c in grid.cells], args.out)
+    print(f"exported {n} of {len(grid.cells)} cells of grid {grid.name} to {args.out}")
     return 0
 
 
@@ -179,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar, no leaderboard")
     run.set_defaults(func=cmd_run)
 
-    status = sub.add_parser("status", help="done / missing / failed cells of a grid")
+    status = sub.add_parser("status", help="done / missing / failed cells of a grid (exit 1 while incomplete)")
     grid_args(status)
     status.add_argument("--all", action="store_true", help="list done cells too")
     status.set_defaults(func=cmd_status)
@@ -198,11 +210,16 @@ def build_parser() -> argparse.ArgumentParser:
     desc.set_defaults(func=cmd_describe)
 
     report = sub.add_parser("report", help="leaderboards, CSV, LaTeX and plots from stored records")
-    report.add_argument("--results", default="results")
+    report.add_argument("--results", default="results", help="results directory, or an archive from export")
     report.add_argument("--out", default="results")
     report.add_argument("--metric", nargs="+", default=["recall@20", "ndcg@20"])
     report.add_argument("--test", choices=["ood", "iid"], default="ood")
     report.set_defaults(func=cmd_report)
+
+    export = sub.add_parser("export", help="a grid's finished records as one .tar.gz that report reads back")
+    grid_args(export)
+    export.add_argument("--out", required=True, help="archive to write, e.g. results/standard/records.tar.gz")
+    export.set_defaults(func=cmd_export)
     return parser
 
 

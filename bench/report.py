@@ -23,7 +23,7 @@ from tabulate import tabulate
 
 from bench import stats
 from bench.metrics import ACCURACY_METRICS
-from bench.store import Store
+from bench.store import Store, open_results
 
 DEFAULT_METRICS = ("recall@20", "ndcg@20")
 COST_METRIC = "ndcg@20"
@@ -527,9 +527,16 @@ def write_report(
     Raises ValueError, naming what exists, for an empty results directory, an unknown test set or
     a metric that no run recorded.
     """
-    store = Store(results_dir)
+    with open_results(results_dir) as store:
+        return _write_report(store, Path(results_dir), Path(out_dir), metrics, test_set, per_user, alpha, baseline)
+
+
+def _write_report(
+    store: Store, results_dir: Path, out_dir: Path, metrics: Sequence[str], test_set: str, per_user: bool,
+    alpha: float, baseline: str,
+) -> list[Path]:
     table = store.table()
-    _check_request(table, metrics, test_set, Path(results_dir))
+    _check_request(table, metrics, test_set, results_dir)
     records = [r for r in store.records() if r.get("status") == "done"]
 
     def load(key: str) -> dict[str, np.ndarray]:

@@ -7,11 +7,13 @@ whole one; the JSON is the commit marker, and a cell counts as stored only once 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -113,6 +115,42 @@ class Store:
                    "metric", "value", "epoch_s", "false_hard_negative_rate", "selected_on",
                    "grid_cells"]
         return pd.DataFrame(rows, columns=columns)
+
+
+def export_records(store: Store, keys: Iterable[str], archive: str | Path) -> int:
+    """Write the finished records of ``keys`` (JSON and per-user vectors) to a ``.tar.gz``; return their number.
+
+    The archive holds ``runs/<key>.*`` as a results directory does, so ``bench report --results
+    ARCHIVE`` reads it, and unpacking it into a results directory lets a grid resume from it.
+    """
+    keys = [k for k in keys if store.status(k) == "done"]
+    archive = Path(archive)
+
+    def write(handle) -> None:
+        with tarfile.open(fileobj=handle, mode="w:gz") as tar:
+            for key in keys:
+                for path in (store.json_path(key), store.users_path(key)):
+                    if path.exists():
+                        tar.add(path, arcname=f"runs/{path.name}")
+
+    _atomic_write(archive, write)
+    return len(keys)
+
+
+@contextlib.contextmanager
+def open_results(path: str | Path) -> Iterator[Store]:
+    """A Store for a results directory, or for an archive written by ``export_records`` (unpacked to a temp dir)."""
+    path = Path(path)
+    if not path.is_file():
+        yield Store(path)
+        return
+    try:
+        tar = tarfile.open(path, "r:*")
+    except tarfile.TarError as error:
+        raise ValueError(f"{path}: not a results directory or a records archive ({error})") from None
+    with tar, tempfile.TemporaryDirectory(prefix="negbench-records-") as tmp:
+        tar.extractall(tmp, filter="data")
+        yield Store(tmp)
 
 
 def _json_default(value: Any) -> Any:

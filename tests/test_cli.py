@@ -198,7 +198,7 @@ def test_describe_real_data_without_a_data_directory(monkeypatch, capsys):
 def test_status_of_names_from_the_command_line(tmp_path, capsys):
     argv = ["status", "--samplers", "uniform[n_negatives=1,2]", "--scenarios", "exposure[dataset=synthetic]",
             "--results", str(tmp_path)]
-    assert main(argv) == 0
+    assert main(argv) == 1  # incomplete
     out = capsys.readouterr().out
     assert "grid cli: INCOMPLETE: done 0, failed 0, missing 2 of 2" in out
     assert "uniform[n_negatives=1]" in out and "uniform[n_negatives=2]" in out
@@ -208,5 +208,28 @@ def test_status_of_a_synthetic_grid_needs_no_data_directory(tmp_path, monkeypatc
     monkeypatch.delenv("NEGBENCH_DATA", raising=False)
     grid = tmp_path / "syn.toml"
     grid.write_text(REAL_GRID.replace("dataset=coat", "dataset=synthetic"))
-    assert main(["status", str(grid), "--results", str(tmp_path)]) == 0
+    assert main(["status", str(grid), "--results", str(tmp_path)]) == 1
     assert "missing 1 of 1" in capsys.readouterr().out
+
+
+def test_run_status_export_and_report_from_the_archive(tmp_path, capsys):
+    grid = tmp_path / "tiny.toml"
+    grid.write_text('samplers = ["uniform", "dns"]\nbackbones = ["mf"]\nscenarios = ["exposure[dataset=synthetic]"]\n'
+                    "seeds = 2\n[train]\nepochs = 2\neval_every = 1\nbatch_size = 1024\n")
+    results, archive = tmp_path / "results", tmp_path / "export" / "records.tar.gz"
+    assert main(["run", str(grid), "--results", str(results), "--quiet"]) == 0
+    assert main(["status", str(grid), "--results", str(results)]) == 0
+    assert "grid tiny: complete: done 4" in capsys.readouterr().out
+    assert main(["export", str(grid), "--results", str(results), "--out", str(archive)]) == 0
+    assert "exported 4 of 4 cells" in capsys.readouterr().out
+    assert main(["report", "--results", str(archive), "--out", str(tmp_path / "report")]) == 0
+    from_archive = (tmp_path / "report" / "tiny" / "leaderboard.md").read_text()
+    assert main(["report", "--results", str(results), "--out", str(tmp_path / "direct")]) == 0
+    assert from_archive == (tmp_path / "direct" / "tiny" / "leaderboard.md").read_text()
+    assert "| dns " in from_archive and "| uniform " in from_archive
+
+
+def test_report_of_an_empty_results_directory_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["report", "--results", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "no finished runs" in err
