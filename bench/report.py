@@ -8,6 +8,7 @@ canvas, never through pyplot, so no backend or figure registry is touched and no
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -29,6 +30,12 @@ DEFAULT_METRICS = ("recall@20", "ndcg@20")
 COST_METRIC = "ndcg@20"
 HATCHES = ("", "//", "..", "xx", "\\\\", "++")
 MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def _natural(labels: pd.Series) -> pd.Series:
+    """Sort key reading numbers as numbers: ``x[c=0]``, ``x[c=0.8]``, ``x[c=1.6]``, ``x[c=10]``."""
+    return labels.map(lambda text: tuple((0, float(p), "") if i % 2 else (1, 0.0, p)
+                                         for i, p in enumerate(re.split(r"(\d+(?:\.\d+)?)", str(text)))))
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,7 @@ def _leaderboard_rows(
 ) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of one backbone's table: samplers by columns (scenario, dataset, metric)."""
     part = summary[summary["backbone"] == backbone]
-    blocks = part[["scenario", "dataset"]].drop_duplicates().sort_values(["scenario", "dataset"])
+    blocks = part[["scenario", "dataset"]].drop_duplicates().sort_values(["scenario", "dataset"], key=_natural)
     columns = [(s, d, m) for s, d in blocks.itertuples(index=False) for m in metrics
                if ((part["scenario"] == s) & (part["dataset"] == d) & (part["metric"] == m)).any()]
     headers = ["sampler"] + [
@@ -276,7 +283,7 @@ def _grid_of_panels(n: int, width: float = 4.6, height: float = 3.6) -> tuple[Fi
 
 def _interval_bars(frame: pd.DataFrame, title: str, ylabel: str, colors: dict[str, tuple]) -> Figure:
     """Bars per sampler (hatch per backbone) with 95 % intervals, one panel per (scenario, dataset)."""
-    blocks = frame[["scenario", "dataset"]].drop_duplicates().sort_values(["scenario", "dataset"])
+    blocks = frame[["scenario", "dataset"]].drop_duplicates().sort_values(["scenario", "dataset"], key=_natural)
     backbones = sorted(frame["backbone"].unique())
     fig, axes = _grid_of_panels(len(blocks))
     width = 0.8 / len(backbones)
@@ -334,7 +341,7 @@ def _plot_curves(records: Sequence[dict], metric: str, colors: dict, path: Path)
     if curves.empty:
         return None
     panels = curves[["scenario", "dataset", "backbone", "set"]].drop_duplicates().sort_values(
-        ["scenario", "dataset", "backbone", "set"])
+        ["scenario", "dataset", "backbone", "set"], key=_natural)
     fig, axes = _grid_of_panels(len(panels))
     for ax, (scenario, dataset, backbone, name) in zip(axes, panels.itertuples(index=False)):
         part = curves[(curves["scenario"] == scenario) & (curves["dataset"] == dataset)
@@ -473,7 +480,7 @@ def _plot_quality_vs_cost(summary: pd.DataFrame, metric: str, test_set: str, col
     frame = summary[(summary["metric"] == metric) & np.isfinite(summary["epoch_s"])]
     if frame.empty:
         return None
-    blocks = frame[["scenario", "dataset"]].drop_duplicates().sort_values(["scenario", "dataset"])
+    blocks = frame[["scenario", "dataset"]].drop_duplicates().sort_values(["scenario", "dataset"], key=_natural)
     backbones = sorted(frame["backbone"].unique())
     fig, axes = _grid_of_panels(len(blocks), width=5.0, height=4.0)
     labelled = []

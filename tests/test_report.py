@@ -158,3 +158,11 @@ def test_unknown_metric_or_test_set_is_a_clear_error(report, tmp_path: Path) -> 
         write_report(store.root, tmp_path, test_set="future")
     with pytest.raises(ValueError, match="no finished runs"):
         write_report(tmp_path / "empty", tmp_path)
+
+
+def test_scenario_parameters_sort_as_numbers() -> None:
+    from bench.report import _natural
+
+    labels = pd.Series(["popularity[confounding=0.8]", "popularity[confounding=10]", "popularity[confounding=0]", "exposure"])
+    assert pd.DataFrame({"s": labels}).sort_values("s", key=_natural)["s"].tolist() == [
+        "exposure", "popularity[confounding=0]", "popularity[confounding=0.8]", "popularity[confounding=10]"]
