@@ -284,7 +284,7 @@ def test_a_failing_cell_is_recorded_and_the_others_complete(tmp_path, capsys):
     assert list((results / "runs").glob("*.lock")) == []
 
     # the status command shows the failures and the grid as incomplete
-    assert main(["status", str(path), "--results", str(results)]) == 0
+    assert main(["status", str(path), "--results", str(results)]) == 1
     out = capsys.readouterr().out
     assert "INCOMPLETE" in out
     assert "done 2, failed 2, missing 0 of 4" in out
