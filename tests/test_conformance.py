@@ -15,44 +15,16 @@ from backbones import BACKBONES
 from bench.registry import get_params
 from bench.train import TrainConfig, train
 from samplers import SAMPLERS, Negatives
+from sampling import draw, fresh, pairs
 from scenarios.synthetic import simulate
 
 SAMPLER_NAMES = SAMPLERS.names()
 BACKBONE_NAMES = BACKBONES.names()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tensors here are tiny: intra-op threads only add synchronisation, which costs 3-10x on a
-    shared, busy machine. Restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def split():
     return simulate("popularity", np.random.default_rng(0))
-
-
-def fresh(name: str, split, backbone: str = "mf", seed: int = 0):
-    generator = torch.Generator().manual_seed(seed)
-    model = BACKBONES.create(backbone).build(split.train, generator)
-    sampler = SAMPLERS.create(name)
-    sampler.setup(split, model, np.random.default_rng(seed), generator)
-    return sampler, model
-
-
-def pairs(split, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    coo = split.train.tocoo()
-    pick = np.random.default_rng(seed).choice(coo.nnz, size=n, replace=True)
-    return torch.from_numpy(coo.row[pick].astype(np.int64)), torch.from_numpy(coo.col[pick].astype(np.int64))
-
-
-def draw(sampler, model, users, positives) -> Negatives:
-    user_layers, item_layers = model.propagate()
-    return sampler.sample(users, positives, user_layers, item_layers)
 
 
 @pytest.mark.parametrize("backbone", BACKBONE_NAMES)

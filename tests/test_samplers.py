@@ -13,16 +13,7 @@ from samplers import SAMPLERS
 from samplers.candidates import uniform_candidates
 from scenarios.split import Split
 from scenarios.synthetic import simulate
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tensors here are tiny: intra-op threads only add synchronisation, which costs 3-10x on a
-    shared, busy machine. Restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+from sampling import fresh, pairs
 
 
 @pytest.fixture(scope="module")
@@ -34,20 +25,6 @@ def tiny_split(dense: np.ndarray) -> Split:
     train = sp.csr_matrix(dense.astype(np.float32))
     empty = sp.csr_matrix(dense.shape, dtype=np.float32)
     return Split("popularity", "hand-made", train, empty, {"ood": empty})
-
-
-def fresh(name: str, split, backbone: str = "mf", seed: int = 0, **params):
-    generator = torch.Generator().manual_seed(seed)
-    model = BACKBONES.create(backbone).build(split.train, generator)
-    sampler = SAMPLERS.create(name, **params)
-    sampler.setup(split, model, np.random.default_rng(seed), generator)
-    return sampler, model
-
-
-def pairs(split, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    coo = split.train.tocoo()
-    pick = np.random.default_rng(seed).choice(coo.nnz, size=n, replace=True)
-    return torch.from_numpy(coo.row[pick].astype(np.int64)), torch.from_numpy(coo.col[pick].astype(np.int64))
 
 
 # --- popularity -----------------------------------------------------------------------------------
