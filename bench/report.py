@@ -376,6 +376,81 @@ def _plot_false_hard_negatives(table: pd.DataFrame, colors: dict, path: Path) ->
     return _save(_interval_bars(pd.DataFrame(rows), title, "false-hard-negative rate", colors), path)
 
 
+def scenario_sweeps(records: Sequence[dict]) -> dict[tuple[str, str], tuple[str, float]]:
+    """``(scenario label, dataset) -> (parameter, value)`` for scenarios swept over one numeric parameter.
+
+    A sweep is a scenario run on one dataset under several labels whose resolved parameters differ
+    in exactly one numeric parameter (``popularity[confounding=0,0.8,1.6]``, say).
+    """
+    labels: dict[tuple[str, str], dict[str, dict]] = {}
+    for rec in records:
+        cell = rec["cell"]
+        params = {k: v for k, v in cell.get("scenario_params", {}).items() if k != "dataset"}
+        labels.setdefault((cell["scenario"], cell["dataset"]), {})[cell.get("scenario_label", cell["scenario"])] = params
+    sweeps = {}
+    for (_, dataset), by_label in labels.items():
+        if len(by_label) < 2:
+            continue
+        names = set().union(*by_label.values())
+        varying = [n for n in sorted(names) if len({repr(p.get(n)) for p in by_label.values()}) > 1]
+        values = [p.get(varying[0]) for p in by_label.values()] if len(varying) == 1 else []
+        if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            sweeps.update({(label, dataset): (varying[0], float(p[varying[0]])) for label, p in by_label.items()})
+    return sweeps
+
+
+def _plot_sweeps(summary: pd.DataFrame, table: pd.DataFrame, records: Sequence[dict], metric: str,
+                 test_set: str, colors: dict, path: Path) -> Path | None:
+    """``metric`` and the false-hard-negative rate against a swept scenario parameter, a line per sampler.
+
+    One column of panels per (backbone, scenario, dataset, parameter); None when the grid sweeps nothing.
+    """
+    sweeps = scenario_sweeps(records)
+    if not sweeps:
+        return None
+
+    def with_sweep(frame: pd.DataFrame) -> pd.DataFrame:
+        keys = list(zip(frame["scenario"], frame["dataset"]))
+        swept = [sweeps.get(k) for k in keys]
+        frame = frame.assign(parameter=[s[0] if s else None for s in swept],
+                             x=[s[1] if s else math.nan for s in swept]).dropna(subset=["parameter"])
+        return frame.assign(family=frame["scenario"].str.replace(r"\[.*$", "", regex=True))
+
+    quality = with_sweep(summary[summary["metric"] == metric])
+    runs = with_sweep(table.drop_duplicates("key").dropna(subset=["false_hard_negative_rate"]))
+    rows = []
+    for key, frame in runs.groupby(["backbone", "family", "dataset", "parameter", "x", "sampler"]):
+        values = frame["false_hard_negative_rate"].to_numpy(dtype=float)
+        low, high = stats.t_interval(values)
+        rows.append(dict(zip(["backbone", "family", "dataset", "parameter", "x", "sampler"], key))
+                    | {"mean": values.mean(), "ci_low": low, "ci_high": high})
+    panels_of = ["backbone", "family", "dataset", "parameter"]
+    rates = pd.DataFrame(rows, columns=panels_of + ["x", "sampler", "mean", "ci_low", "ci_high"])
+    columns = list(quality[panels_of].drop_duplicates().sort_values(panels_of).itertuples(index=False))
+    if not columns:
+        return None
+    fig = Figure(figsize=(5.0 * len(columns) + 1.5, 7.6), layout="constrained")
+    axes = fig.subplots(2, len(columns), squeeze=False)
+    arrow = "higher is better" if stats.higher_is_better(metric) else "lower is better"
+    for j, block in enumerate(columns):
+        for ax, frame, ylabel in ((axes[0, j], quality, f"{metric} ({test_set} test, {arrow})"),
+                                  (axes[1, j], rates, "false-hard-negative rate")):
+            part = frame[np.logical_and.reduce([frame[c] == v for c, v in zip(panels_of, block)])]
+            for sampler, line in part.groupby("sampler"):
+                line = line.sort_values("x")
+                ax.plot(line["x"], line["mean"], marker="o", color=colors[sampler], label=sampler)
+                ax.fill_between(line["x"], line["ci_low"], line["ci_high"], color=colors[sampler], alpha=0.15)
+            ax.set_xlabel(block.parameter)
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3)
+        axes[0, j].set_title(f"{block.family} · {block.dataset} · {block.backbone}")
+    handles = [Line2D([], [], marker="o", color=c, label=s) for s, c in colors.items() if s in set(quality["sampler"])]
+    fig.legend(handles=handles, title="sampler", loc="outside right center")
+    fig.suptitle(f"{metric} on the {test_set} test (top) and false-hard-negative rate (bottom) against the "
+                 f"swept scenario parameter\nmean over seeds, band: 95 % t-interval")
+    return _save(fig, path)
+
+
 def _cliques(ranks: np.ndarray, cd: float) -> list[tuple[int, int]]:
     """Maximal runs of rank-sorted samplers whose average ranks differ by less than the CD."""
     spans = []
@@ -567,13 +642,15 @@ def _write_report(
         written += [folder / "leaderboard.md", folder / "leaderboard.csv", folder / "leaderboard.tex"]
 
         colors = _colors(sorted(sub["sampler"].unique()))
+        grid_records = [r for r in records if r["cell"].get("grid", "") == grid]
         for metric in metrics:
             written.append(_plot_bars(in_test, metric, test_set, colors, folder / f"bars_{metric}.png"))
         optional = [
             _plot_critical_difference(in_test, metrics, test_set, alpha, folder / "critical_difference.png"),
             _plot_quality_vs_cost(in_test, COST_METRIC, test_set, colors, folder / "quality_vs_cost.png"),
             _plot_false_hard_negatives(sub, colors, folder / "false_hard_negatives.png"),
-            _plot_curves([r for r in records if r["cell"].get("grid", "") == grid], metrics[0], colors,
+            _plot_sweeps(in_test, sub, grid_records, metrics[0], test_set, colors, folder / f"sweep_{metrics[0]}.png"),
+            _plot_curves(grid_records, metrics[0], colors,
                          folder / f"curves_{metrics[0]}.png"),
         ]
         written += [p for p in optional if p is not None]

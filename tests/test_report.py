@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.report import curve_table, format_markdown_leaderboard, write_report
+from bench.report import curve_table, format_markdown_leaderboard, scenario_sweeps, write_report
 from bench.store import Store
 
 EFFECT = {"uniform": 0.0, "dns": 0.02, "cnsdiff": 0.05, "mixgcf": 0.03, "popularity": -0.02}
@@ -19,7 +19,10 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def make_results(root: Path, samplers=("uniform", "dns", "cnsdiff"), scenarios=("popularity", "temporal"),
                  backbones=("mf",), seeds=(0, 1, 2), n_users: int = 40, grid: str = "quick",
                  selected_on: str = "valid", curves: tuple[str, ...] = (), grid_cells: int = 0) -> Store:
-    """Fake finished cells: per-user recall/ndcg/avg_pop with a sampler effect and a shared seed effect."""
+    """Fake finished cells: per-user recall/ndcg/avg_pop with a sampler effect and a shared seed effect.
+
+    A scenario may carry parameters as a grid label does: ``popularity[confounding=0.8]``.
+    """
     store = Store(root)
     for backbone in backbones:
         for s_index, scenario in enumerate(scenarios):
@@ -44,7 +47,8 @@ def make_results(root: Path, samplers=("uniform", "dns", "cnsdiff"), scenarios=(
                     record = {
                         "key": key, "status": "done",
                         "cell": {"grid": grid, "sampler_label": sampler, "backbone_label": backbone,
-                                 "scenario": scenario, "dataset": "synthetic", "seed": seed,
+                                 "scenario": scenario.split("[")[0], "scenario_label": scenario,
+                                 "scenario_params": scenario_params(scenario), "dataset": "synthetic", "seed": seed,
                                  "train": {"curves": list(curves)}, "grid_cells": grid_cells},
                         "history": [{"epoch": e, **{f"{c}/recall@20": 0.1 + 0.01 * e for c in curves}}
                                     for e in range(4)],
@@ -56,6 +60,13 @@ def make_results(root: Path, samplers=("uniform", "dns", "cnsdiff"), scenarios=(
                     }
                     store.write(record, per_user)
     return store
+
+
+def scenario_params(label: str) -> dict:
+    """``name[a=1,b=x]`` -> ``{"a": 1.0, "b": "x", "dataset": "synthetic"}`` (numbers as floats)."""
+    inner = label.partition("[")[2].rstrip("]")
+    pairs = [item.split("=") for item in inner.split(",") if item]
+    return {k: float(v) if v.replace(".", "", 1).isdigit() else v for k, v in pairs} | {"dataset": "synthetic"}
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +177,26 @@ def test_scenario_parameters_sort_as_numbers() -> None:
     labels = pd.Series(["popularity[confounding=0.8]", "popularity[confounding=10]", "popularity[confounding=0]", "exposure"])
     assert pd.DataFrame({"s": labels}).sort_values("s", key=_natural)["s"].tolist() == [
         "exposure", "popularity[confounding=0]", "popularity[confounding=0.8]", "popularity[confounding=10]"]
+
+
+def test_a_swept_scenario_parameter_is_found_and_plotted(tmp_path: Path) -> None:
+    labels = ("popularity[confounding=0]", "popularity[confounding=0.8]", "popularity[confounding=1.6]")
+    make_results(tmp_path, grid="sweep", seeds=(0, 1), scenarios=labels + ("temporal",))
+    records = list(Store(tmp_path).records())
+    sweeps = scenario_sweeps(records)
+    assert sweeps == {(label, "synthetic"): ("confounding", value) for label, value in zip(labels, (0.0, 0.8, 1.6))}
+    files = write_report(tmp_path, tmp_path / "report")
+    path = tmp_path / "report" / "sweep" / "sweep_recall@20.png"
+    assert path in files and path.read_bytes().startswith(PNG_MAGIC)
+
+
+@pytest.mark.parametrize("labels", [
+    ("popularity[confounding=0,mode=a]", "popularity[confounding=0.8,mode=b]"),  # two parameters vary
+    ("popularity[mode=a]", "popularity[mode=b]"),  # not a number
+    ("popularity[confounding=0]",),  # one value only
+])
+def test_no_sweep_without_exactly_one_numeric_parameter_varying(tmp_path: Path, labels) -> None:
+    make_results(tmp_path, grid="sweep", seeds=(0, 1), scenarios=labels)
+    assert scenario_sweeps(list(Store(tmp_path).records())) == {}
+    files = write_report(tmp_path, tmp_path / "report")
+    assert not any(p.name.startswith("sweep_") for p in files)
