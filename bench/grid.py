@@ -25,7 +25,9 @@ from scenarios import SCENARIOS
 from scenarios.catalogue import dataset_files
 from scenarios.registry import SYNTHETIC
 
-PROTOCOL_VERSION = 2  # 2: synthesised negatives matched among the user's possible negatives
+PROTOCOL_VERSION = 3  # 2: synthesised negatives matched among the user's possible negatives;
+# 3: diagnostic pairs shared by every sampler, L2 on the source items of synthesised negatives,
+# final evaluation outside the per-epoch cost, synthetic mixed re-sampled among warm pairs
 SIMULATOR_VERSION = 1
 _NAME = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:\[(.*)\])?\s*$")
 

@@ -101,6 +101,7 @@ def execute_cell(cell: Cell, data_dir: Path | None, run_manifest: dict[str, Any]
         cell.train_config(),
         np.random.default_rng(cell.sampler_seed()),
         torch.Generator().manual_seed(cell.pairing_seed("order")),
+        np.random.default_rng(cell.pairing_seed("probe")),
     )
     per_user: dict[str, np.ndarray] = {}
     metrics: dict[str, dict[str, float]] = {}
@@ -113,7 +114,7 @@ def execute_cell(cell: Cell, data_dir: Path | None, run_manifest: dict[str, Any]
         "key": cell.key,
         "status": "done",
         "cell": cell.summary(),
-        "seeds": {"seed": cell.seed, "init": cell.pairing_seed("init"), "order": cell.pairing_seed("order"), "sampler": cell.sampler_seed()},
+        "seeds": {"seed": cell.seed, "init": cell.pairing_seed("init"), "order": cell.pairing_seed("order"), "probe": cell.pairing_seed("probe"), "sampler": cell.sampler_seed()},
         "metrics": metrics,
         "best_epoch": result.best_epoch,
         "selected_on": result.selected_on,

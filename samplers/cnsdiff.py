@@ -132,7 +132,7 @@ class CNSDiff(Sampler):
             hard = candidates[scores.argmax(0), torch.arange(len(users), device=candidates.device)]
         lam = self.mix_weights(len(users)).to(hard)
         self._extra = self._loss(user, positive, positives, hard, random_neg) if torch.is_grad_enabled() else None
-        return Negatives(embeddings=(lam * hard + (1.0 - lam) * random_neg).unsqueeze(1))
+        return Negatives(embeddings=(lam * hard + (1.0 - lam) * random_neg).unsqueeze(1), sources=random_items.unsqueeze(1))
 
     def _randn(self, like: torch.Tensor) -> torch.Tensor:
         return torch.randn(like.shape, generator=self.generator, device=self.generator.device).to(like)

@@ -36,6 +36,7 @@ class MixGCF(Sampler):
             # one batched product per layer: never holds all [L+1, B, M, d] candidate layers at once
             cand_scores = torch.stack([torch.bmm(layer[candidates], user.unsqueeze(-1))[..., 0] for layer in item_layers])
             best = (mixed_pos.unsqueeze(-1) + (1 - alpha) * cand_scores).argmax(-1)  # [L+1, B]
-        picked = item_layers[torch.arange(n_layers, device=best.device).unsqueeze(1), candidates.gather(1, best.T).T]
+        picked_items = candidates.gather(1, best.T)  # [B, L+1]
+        picked = item_layers[torch.arange(n_layers, device=best.device).unsqueeze(1), picked_items.T]
         mixed = alpha * positive + (1 - alpha) * picked  # [L+1, B, d]
-        return Negatives(embeddings=self.model.pool(mixed).unsqueeze(1))
+        return Negatives(embeddings=self.model.pool(mixed).unsqueeze(1), sources=picked_items)

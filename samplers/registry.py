@@ -15,14 +15,22 @@ from scenarios.pairs import PairSet
 
 @dataclass
 class Negatives:
-    """Either item ids ``[B, K]`` or synthesised pooled-space embeddings ``[B, K, d]``."""
+    """Either item ids ``[B, K]`` or synthesised pooled-space embeddings ``[B, K, d]``.
+
+    ``sources`` (``[B, S]`` item ids, with embeddings only) names the real items a synthesised
+    negative is built from, so the training loop regularises their rows as it does an item-id
+    negative's, and the L2 term is the same for every sampler family.
+    """
 
     items: torch.Tensor | None = None
     embeddings: torch.Tensor | None = None
+    sources: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if (self.items is None) == (self.embeddings is None):
             raise ValueError("Negatives holds exactly one of items or embeddings")
+        if self.sources is not None and self.items is not None:
+            raise ValueError("Negatives.sources goes with embeddings; item-id negatives are their own sources")
 
 
 @dataclass

@@ -77,8 +77,11 @@ def simulate(shift: str, rng: np.random.Generator, confounding: float = 0.8, con
 
     train_idx, valid_idx, iid_idx = iid_partition(len(users), [0.7, 0.1, 0.2], rng)
     train = interaction_matrix(users[train_idx], items[train_idx], n_u, n_i)
-    if shift == "mixed":
-        keep = inverse_popularity_resample(ood_items, np.asarray(train.sum(axis=0)).ravel(), 0.5, rng)
+    if shift == "mixed":  # among warm pairs only, as on real data: cold pairs would take the sample's room
+        popularity = np.asarray(train.sum(axis=0)).ravel()
+        warm = (popularity[ood_items] > 0) & (np.diff(train.indptr)[ood_users] > 0)
+        ood_users, ood_items = ood_users[warm], ood_items[warm]
+        keep = inverse_popularity_resample(ood_items, popularity, 0.5, rng)
         ood_users, ood_items = ood_users[keep], ood_items[keep]
     valid, valid_drop = warm_matrix(users[valid_idx], items[valid_idx], train)
     test_iid, iid_drop = warm_matrix(users[iid_idx], items[iid_idx], train)

@@ -44,6 +44,11 @@ def test_negatives_have_the_declared_form(name, backbone, split):
         assert emb.is_floating_point() and emb.dim() == 3
         assert emb.shape[0] == len(users) and emb.shape[1] >= 1 and emb.shape[2] == model.item_embedding.shape[1]
         assert torch.isfinite(emb).all()
+        if negatives.sources is not None:  # the real negatives it is built from, regularised by the loop
+            sources = negatives.sources
+            assert sources.dtype == torch.int64 and sources.dim() == 2 and sources.shape[0] == len(users)
+            assert int(sources.min()) >= 0 and int(sources.max()) < split.n_items
+            assert not (split.train.toarray() > 0)[users.numpy()[:, None], sources.numpy()].any()
         # a synthesised negative keeps its gradient to the model's embeddings
         emb.sum().backward()
         assert model.item_embedding.grad is not None and model.item_embedding.grad.abs().sum() > 0
@@ -86,7 +91,7 @@ def test_short_training_run_finishes(name, backbone, split):
     model = BACKBONES.create(backbone).build(split.train, generator)
     result = train(
         split, model, SAMPLERS.create(name), TrainConfig(epochs=3, eval_every=1, batch_size=512),
-        np.random.default_rng(0), generator,
+        np.random.default_rng(0), generator, np.random.default_rng(1),
     )
     assert set(result.evaluations) >= {"valid", "ood", "iid"}
     for evaluation in result.evaluations.values():

@@ -34,7 +34,8 @@ split = simulate("popularity", np.random.default_rng(0))
 generator = torch.Generator().manual_seed(0)
 model = BACKBONES.create("mf").build(split.train, generator)
 sampler = SAMPLERS.create("example", n_candidates="3")
-result = train(split, model, sampler, TrainConfig(epochs=2, eval_every=1, batch_size=512), np.random.default_rng(0), generator)
+result = train(split, model, sampler, TrainConfig(epochs=2, eval_every=1, batch_size=512), np.random.default_rng(0), generator,
+               np.random.default_rng(1))
 assert sampler.n_candidates == 3 and len(result.history) == 2
 assert all(math.isfinite(v) for v in result.evaluations["ood"].aggregate.values())
 print("plugin ok")

@@ -282,7 +282,7 @@ def test_samplers_of_one_scenario_backbone_seed_share_split_init_order_seeds():
     a = one_cell("uniform[n_negatives=1]")
     b = one_cell("uniform[n_negatives=2]")
     assert split_draws(a) == split_draws(b)
-    for purpose in ("init", "order"):
+    for purpose in ("init", "order", "probe"):
         assert a.pairing_seed(purpose) == b.pairing_seed(purpose), purpose
     assert a.sampler_seed() != b.sampler_seed()
     assert a.key != b.key
@@ -300,7 +300,7 @@ def test_pairing_seeds_follow_scenario_backbone_and_seed():
     assert split_draws(base) == split_draws(other_backbone)  # same data split
     assert base.pairing_seed("init") != other_backbone.pairing_seed("init")
     # distinct purposes draw distinct seeds
-    assert len({base.pairing_seed(p) for p in ("init", "order")} | {base.sampler_seed()}) == 3
+    assert len({base.pairing_seed(p) for p in ("init", "order", "probe")} | {base.sampler_seed()}) == 4
 
 
 def test_a_changed_training_setting_keeps_the_pairing_of_samplers():

@@ -241,7 +241,8 @@ def _train_recording_denoiser(split, variant: str, seed: int):
         initial.update({k: v.clone() for k, v in sampler.denoiser.state_dict().items()})
 
     sampler.setup = recording_setup
-    result = train(split, model, sampler, TrainConfig(epochs=2, eval_every=1, batch_size=512), np.random.default_rng(seed), generator)
+    result = train(split, model, sampler, TrainConfig(epochs=2, eval_every=1, batch_size=512), np.random.default_rng(seed), generator,
+                   np.random.default_rng(seed + 1))
     assert initial and all(np.isfinite(h["loss"]) for h in result.history)
     return sampler, initial
 

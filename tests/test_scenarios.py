@@ -146,6 +146,13 @@ def test_synthetic_ood_is_shifted_and_truth_consistent(scenario: str) -> None:
     assert_leak_free(split)
 
 
+def test_synthetic_mixed_resamples_among_warm_pairs_only() -> None:
+    """Cold pairs never take the re-sample's room: none is left to drop after it."""
+    for seed in range(3):
+        split = build("mixed", "synthetic", None, seed=seed)
+        assert split.meta["dropped"]["ood"]["cold_dropped"] == 0 and split.tests["ood"].nnz > 0
+
+
 def test_describe_gives_the_split_of_that_seed(data_dir: Path) -> None:
     d = describe("exposure", "coat", data_dir, seed=5)
     assert d["split_checksum"] == build("exposure", "coat", data_dir, 5).checksum()

@@ -194,6 +194,15 @@ def test_paper_aggregate_hand_made() -> None:
     # with avg_pop@20 included, lower is better: 1 against the best other 8 is +87.5 %
     both = stats.improvement_over_best_other(summary, "cnsdiff", metrics=["avg_pop@20"]).iloc[0]
     assert both["best_other"] == "dns" and both["rel_improvement"] == pytest.approx(87.5)
+    # a variant of the same sampler is not a baseline, even when it is the best of the others
+    variant = summary[summary["sampler"] == "cnsdiff"].assign(sampler="cnsdiff[variant=released]",
+                                                               mean=lambda f: f["mean"] * 2)
+    with_variant = pd.concat([summary, variant])
+    detail = stats.improvement_over_best_other(with_variant, "cnsdiff").set_index(["scenario", "metric"])
+    assert detail.loc[("popularity", "recall@20"), "best_other"] == "dns"
+    assert stats.paper_aggregate(with_variant, "cnsdiff").iloc[0]["mean_rel_improvement"] == pytest.approx(20 / 3)
+    released = stats.improvement_over_best_other(with_variant, "cnsdiff[variant=released]")
+    assert "cnsdiff" not in set(released["best_other"])
 
 
 def test_unknown_metric_is_an_error() -> None:

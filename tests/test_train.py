@@ -23,7 +23,8 @@ def split():
 
 def _run(split, backbone="mf", config=CONFIG, seed=0):
     model = BACKBONES.create(backbone, dim=16).build(split.train, torch.Generator().manual_seed(seed))
-    return train(split, model, SAMPLERS.create("uniform"), config, np.random.default_rng(seed), torch.Generator().manual_seed(seed))
+    return train(split, model, SAMPLERS.create("uniform"), config, np.random.default_rng(seed), torch.Generator().manual_seed(seed),
+                 np.random.default_rng(seed + 1))
 
 
 def test_same_seed_gives_identical_metrics(split):
@@ -89,6 +90,9 @@ def test_timings_and_diagnostics_are_recorded(split):
     result = _run(split)
     for key in ("sampling_s_per_epoch", "step_s_per_epoch", "eval_s_per_epoch", "epoch_s", "peak_rss_mb"):
         assert result.timings[key] > 0
+    per_epoch = sum(result.timings[f"{part}_s_per_epoch"] for part in ("sampling", "step", "eval"))
+    assert result.timings["epoch_s"] == pytest.approx(per_epoch)  # the final evaluation is counted apart
+    assert result.timings["final_eval_s"] > 0
     rates = result.diagnostics["false_hard_negative_rate"]
     assert len(rates) == result.timings["epochs_run"] and all(0 <= r <= 1 for r in rates)
     assert result.diagnostics["false_hard_negative_exact"] is True
@@ -126,7 +130,55 @@ def test_probe_matches_synthesised_negatives_among_possible_negatives(split):
         scores = items[probe.positives] @ items.T
         scores[probe.train_rows, probe.train_cols] = -torch.inf
         nearest = scores.argmax(1)
-    users, nearest = np.array(probe.users), np.array(nearest)
+    users, nearest = probe.users.numpy(), nearest.numpy()
     assert not split.train.toarray()[users, nearest].any()
     expected = split.truth[users, nearest].mean()
     assert result["false_hard_negative_rate"] == pytest.approx(expected)
+
+
+def test_diagnostic_pairs_come_from_the_probe_randomness_alone(split):
+    """Every sampler of a seed is probed on the same training pairs, whatever it draws itself."""
+    chosen = []
+    for name in ("uniform", "dns"):
+        model = BACKBONES.create("mf", dim=16).build(split.train, torch.Generator().manual_seed(0))
+        sampler = SAMPLERS.create(name)
+        seen = []
+        original = sampler.sample
+
+        def spy(users, positives, user_layers, item_layers, original=original, seen=seen):
+            if not torch.is_grad_enabled():  # the probe samples under no_grad; training batches do not
+                seen.append((users.clone(), positives.clone()))
+            return original(users, positives, user_layers, item_layers)
+
+        sampler.sample = spy
+        train(split, model, sampler, dataclasses.replace(CONFIG, epochs=1), np.random.default_rng(len(name)),
+              torch.Generator().manual_seed(0), np.random.default_rng(5))
+        chosen.append(seen[0])
+    assert torch.equal(chosen[0][0], chosen[1][0]) and torch.equal(chosen[0][1], chosen[1][1])
+
+
+def test_sources_of_synthesised_negatives_are_regularised_like_item_negatives(split):
+    """L2 covers the negatives' layer-0 rows whether a sampler returns item ids or names its sources."""
+    from bench.train import train_epoch, train_pairs
+    from samplers.registry import Negatives, Sampler
+
+    class Fixed(Sampler):
+        def __init__(self, with_sources: bool) -> None:
+            self.with_sources = with_sources
+
+        def sample(self, users, positives, user_layers, item_layers):
+            sources = (positives + 1).remainder(self.n_items).unsqueeze(1)
+            embeddings = torch.zeros(len(users), 1, item_layers.shape[-1])
+            return Negatives(embeddings=embeddings, sources=sources if self.with_sources else None)
+
+    pairs = train_pairs(split)
+    config = dataclasses.replace(CONFIG, batch_size=len(pairs[0]), l2=0.5)  # one batch: the loss before any step
+    losses = []
+    for with_sources in (False, True):
+        model = BACKBONES.create("mf", dim=16).build(split.train, torch.Generator().manual_seed(0))
+        sampler = Fixed(with_sources)
+        sampler.setup(split, model, np.random.default_rng(0), torch.Generator().manual_seed(0))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+        losses.append(train_epoch(model, sampler, pairs, [optimizer], config, torch.Generator().manual_seed(0))[0])
+        rows = model.item_embedding.detach()[(pairs[1] + 1).remainder(split.n_items)]
+    assert losses[1] - losses[0] == pytest.approx(config.l2 * float(rows.pow(2).sum()) / len(pairs[0]), rel=1e-4)
