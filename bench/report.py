@@ -192,7 +192,8 @@ def _markdown_grid(
                 for a in aggregate.itertuples(index=False)]
         lines += ["### Mean relative improvement over the best other sampler (paper-style)", "",
                   f"Over the accuracy metrics {', '.join(accuracy)} and every (backbone, scenario, dataset): "
-                  f"100 (mean / best other mean - 1), averaged.", "",
+                  f"100 (mean / best other mean - 1), averaged; a sampler's own variants "
+                  f"(`name[...]`) are not among its others.", "",
                   tabulate(rows, ["sampler", "mean improvement %", "share ahead", "values"],
                            tablefmt="pipe", disable_numparse=True), ""]
 

@@ -358,18 +358,27 @@ def friedman_nemenyi(
     }])
 
 
+def sampler_family(label: str) -> str:
+    """The registered name of a sampler label: ``cnsdiff[variant=released]`` -> ``cnsdiff``."""
+    return label.partition("[")[0]
+
+
 def improvement_over_best_other(
     summary: pd.DataFrame, sampler: str, metrics: Iterable[str] = ACCURACY_METRICS,
     test_set: str | None = None,
 ) -> pd.DataFrame:
-    """Per group: the sampler's relative improvement (%) of the mean over the best *other* sampler."""
+    """Per group: the sampler's relative improvement (%) of the mean over the best *other* sampler.
+
+    Other means of another family: a sampler's own variants (``cnsdiff[variant=released]`` for
+    ``cnsdiff``) are not its baselines, as a paper's "best baseline" excludes the method itself.
+    """
     frame = summary[summary["metric"].isin(list(metrics))]
     if test_set is not None:
         frame = frame[frame["test_set"] == test_set]
     rows = []
     for key, group in frame.groupby(GROUP, sort=True):
         own = group[group["sampler"] == sampler]
-        others = group[group["sampler"] != sampler]
+        others = group[group["sampler"].map(sampler_family) != sampler_family(sampler)]
         if own.empty or others.empty:
             continue
         higher = higher_is_better(key[GROUP.index("metric")])
