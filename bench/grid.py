@@ -25,6 +25,7 @@ from scenarios import SCENARIOS
 from scenarios.catalogue import dataset_files
 from scenarios.registry import SYNTHETIC
 
+COMMAND_LINE_GRID = "cli"  # the name of every grid made of command-line names: ad hoc, no fixed cell list
 PROTOCOL_VERSION = 3  # 2: synthesised negatives matched among the user's possible negatives;
 # 3: diagnostic pairs shared by every sampler, L2 on the source items of synthesised negatives,
 # final evaluation outside the per-epoch cost, synthetic mixed re-sampled among warm pairs
@@ -280,4 +281,4 @@ def load_grid(path: str | Path) -> Grid:
 def names_grid(samplers: list[str], backbones: list[str], scenarios: list[str], seeds: int, train: dict[str, Any]) -> Grid:
     """A grid from command-line names (``bench run --samplers dns[n_candidates=8,32] ...``)."""
     spec = {"samplers": samplers, "backbones": backbones, "scenarios": scenarios, "seeds": seeds, "train": train}
-    return build_grid(spec, "cli", "command line")
+    return build_grid(spec, COMMAND_LINE_GRID, "command line")

@@ -643,7 +643,8 @@ def _write_report(
         written += [folder / "leaderboard.md", folder / "leaderboard.csv", folder / "leaderboard.tex"]
 
         colors = _colors(sorted(sub["sampler"].unique()))
-        grid_records = [r for r in records if r["cell"].get("grid", "") == grid]
+        grid_keys = set(sub["key"])
+        grid_records = [r for r in records if r["key"] in grid_keys]
         for metric in metrics:
             written.append(_plot_bars(in_test, metric, test_set, colors, folder / f"bars_{metric}.png"))
         optional = [

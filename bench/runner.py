@@ -25,7 +25,7 @@ from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
 
 from backbones import BACKBONES
-from bench.grid import Cell, Grid
+from bench.grid import COMMAND_LINE_GRID, Cell, Grid
 from bench.manifest import manifest
 from bench.store import Store
 from bench.train import train
@@ -188,6 +188,8 @@ def run_grid(
     assumes the machine is otherwise idle; on a shared machine, or with several runners, pass 1.
     """
     store = Store(results_dir)
+    if grid.name != COMMAND_LINE_GRID:
+        store.write_membership(grid.name, [cell.key for cell in grid.cells])
     summary = RunSummary()
     todo = []
     for cell in grid.cells:  # checked before dispatch: a stored cell never reaches a worker

@@ -4,10 +4,15 @@ A cell is stored as two files under ``<root>/runs/``: ``<key>.users.npz`` (per-u
 vectors, written first) and ``<key>.json`` (everything else, written last). Each is written to a
 temporary file in the same folder and renamed into place, so a reader sees either no record or a
 whole one; the JSON is the commit marker, and a cell counts as stored only once it exists.
+
+A cell belongs to every grid that lists it (keys do not depend on the grid), but its record
+names only the grid that computed it; ``<root>/grids/<name>.json`` lists each run grid's cell
+keys, so a report finds a grid's cells even where another grid computed them first.
 """
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import tarfile
@@ -46,6 +51,26 @@ class Store:
 
     def users_path(self, key: str) -> Path:
         return self.runs / f"{key}.users.npz"
+
+    def membership_path(self, grid: str) -> Path:
+        return self.root / "grids" / f"{grid}.json"
+
+    def write_membership(self, grid: str, keys: Iterable[str]) -> None:
+        """Record that grid ``grid`` consists of the cells ``keys`` (replacing an earlier definition)."""
+        payload = json.dumps({"grid": grid, "cells": sorted(keys)}, indent=1).encode()
+        _atomic_write(self.membership_path(grid), lambda h: h.write(payload))
+
+    def memberships(self) -> dict[str, list[str]]:
+        """Grid name -> its cell keys, for every grid run into this directory."""
+        folder = self.root / "grids"
+        if not folder.exists():
+            return {}
+        out = {}
+        for path in sorted(folder.glob("*.json")):
+            with open(path) as handle:
+                data = json.load(handle)
+            out[data["grid"]] = data["cells"]
+        return out
 
     def status(self, key: str) -> str | None:
         """``done``, ``failed`` or None (never run, or interrupted before its record was written)."""
@@ -114,27 +139,42 @@ class Store:
         columns = ["grid", "key", "sampler", "backbone", "scenario", "dataset", "seed", "test_set",
                    "metric", "value", "epoch_s", "false_hard_negative_rate", "selected_on",
                    "grid_cells"]
-        return pd.DataFrame(rows, columns=columns)
+        table = pd.DataFrame(rows, columns=columns)
+        memberships = self.memberships()
+        if not memberships:
+            return table
+        # a listed grid holds exactly its listed cells; a record no list holds keeps its own grid
+        listed = [table[table["key"].isin(keys)].assign(grid=grid, grid_cells=len(keys))
+                  for grid, keys in memberships.items()]
+        claimed = set().union(*memberships.values())
+        unlisted = table[~table["grid"].isin(list(memberships)) & ~table["key"].isin(claimed)]
+        return pd.concat(listed + [unlisted], ignore_index=True)
 
 
-def export_records(store: Store, keys: Iterable[str], archive: str | Path) -> int:
-    """Write the finished records of ``keys`` (JSON and per-user vectors) to a ``.tar.gz``; return their number.
+def export_records(store: Store, grid: str, keys: Iterable[str], archive: str | Path) -> int:
+    """Write grid ``grid``'s finished records of ``keys`` to a ``.tar.gz``; return their number.
 
-    The archive holds ``runs/<key>.*`` as a results directory does, so ``bench report --results
-    ARCHIVE`` reads it, and unpacking it into a results directory lets a grid resume from it.
+    The archive holds ``runs/<key>.*`` (JSON and per-user vectors) and ``grids/<grid>.json`` as a
+    results directory does, so ``bench report --results ARCHIVE`` reads it, and unpacking it into
+    a results directory lets the grid resume from it.
     """
-    keys = [k for k in keys if store.status(k) == "done"]
+    keys = list(keys)
+    done = [k for k in keys if store.status(k) == "done"]
     archive = Path(archive)
+    membership = json.dumps({"grid": grid, "cells": sorted(keys)}, indent=1).encode()
 
     def write(handle) -> None:
         with tarfile.open(fileobj=handle, mode="w:gz") as tar:
-            for key in keys:
+            info = tarfile.TarInfo(f"grids/{grid}.json")
+            info.size, info.mode = len(membership), 0o644
+            tar.addfile(info, io.BytesIO(membership))
+            for key in done:
                 for path in (store.json_path(key), store.users_path(key)):
                     if path.exists():
                         tar.add(path, arcname=f"runs/{path.name}")
 
     _atomic_write(archive, write)
-    return len(keys)
+    return len(done)
 
 
 @contextlib.contextmanager

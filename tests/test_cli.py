@@ -229,6 +229,31 @@ def test_run_status_export_and_report_from_the_archive(tmp_path, capsys):
     assert "| dns " in from_archive and "| uniform " in from_archive
 
 
+def test_cells_shared_by_two_grids_are_reported_under_both(tmp_path, capsys):
+    """A cell computed by one grid and found cached by another counts in both grids' reports."""
+    common = 'backbones = ["mf"]\nseeds = 1\n[train]\nepochs = 2\neval_every = 1\nbatch_size = 1024\n'
+    first, second = tmp_path / "first.toml", tmp_path / "second.toml"
+    first.write_text('samplers = ["uniform", "dns"]\nscenarios = ["exposure[dataset=synthetic,confounding=0.8]"]\n' + common)
+    second.write_text('samplers = ["uniform", "dns"]\nscenarios = ["exposure[dataset=synthetic,confounding=0.8,1.6]"]\n'
+                      + common)
+    results, out = tmp_path / "results", tmp_path / "report"
+    assert main(["run", str(first), "--results", str(results), "--quiet"]) == 0
+    assert main(["run", str(second), "--results", str(results), "--quiet"]) == 0
+    assert "done 2, cached 2" in capsys.readouterr().err
+    assert main(["report", "--results", str(results), "--out", str(out)]) == 0
+    second_board = (out / "second" / "leaderboard.md").read_text()
+    assert "Incomplete grid" not in second_board
+    assert "exposure[confounding=0.8]/synthetic" in second_board and "exposure[confounding=1.6]/synthetic" in second_board
+    first_board = (out / "first" / "leaderboard.md").read_text()
+    assert "Incomplete grid" not in first_board and "confounding=1.6" not in first_board
+    # the archive of the second grid carries its cell list, so its report reads the same
+    archive = tmp_path / "second.tar.gz"
+    assert main(["export", str(second), "--results", str(results), "--out", str(archive)]) == 0
+    assert main(["report", "--results", str(archive), "--out", str(tmp_path / "from_archive")]) == 0
+    assert (tmp_path / "from_archive" / "second" / "leaderboard.md").read_text() == second_board
+    assert not (tmp_path / "from_archive" / "first").exists()
+
+
 def test_report_of_an_empty_results_directory_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["report", "--results", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
