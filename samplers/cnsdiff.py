@@ -3,7 +3,8 @@
 Per pair: the positive's pooled embedding x0 is noised to step s for every s in ``hardness_steps``
 and denoised back; the candidate the user scores highest is the hard negative h; the negative is
 n = lambda * h + (1 - lambda) * r with r a uniform real negative and lambda ~ Beta(a, b), (a, b)
-moving linearly from ``beta_start`` to ``beta_end`` over training. The extra loss is
+moving linearly from ``beta_start`` to ``beta_end`` over the epoch budget (an early stop ends
+the schedule where it stands). The extra loss is
 ``infonce_weight * InfoNCE + diffusion_weight * diffusion + causal_weight * causal``.
 
 ``variant="paper"``: the denoiser f(x_t, t, user) is trained by its own optimizer on detached
