@@ -1,4 +1,5 @@
-"""Benchmark fixtures: the real presets, built once per session (skipped without the data)."""
+"""Benchmark fixtures: the real presets, built once per session (skipped without the data), and a
+summary of every group against its reference measured in the same run."""
 from __future__ import annotations
 
 import os
@@ -28,3 +29,21 @@ def preset_splits(data_dir: Path) -> dict[str, Split]:
         scenario = SCENARIOS.create(scenario_name, dataset=dataset)
         splits[dataset] = scenario.build(data_dir, scenario.split_rng(0))
     return splits
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    """Each benchmark's mean over its group's reference (``extra_info["reference"]``), same run."""
+    session = getattr(config, "_benchmarksession", None)
+    benchmarks = [b for b in getattr(session, "benchmarks", []) if b.stats is not None]
+    if not benchmarks:
+        return
+    terminalreporter.section("ratios to the reference of each group (same run)")
+    for group in sorted({b.group for b in benchmarks}):
+        members = [b for b in benchmarks if b.group == group]
+        reference = next((b for b in members if b.extra_info.get("reference")), None)
+        terminalreporter.write_line(f"{group} (reference: {reference.name if reference else 'none'})")
+        for bench in sorted(members, key=lambda b: b.stats.mean):
+            ratio = f"{bench.stats.mean / reference.stats.mean:6.2f}x" if reference else "      "
+            rate = bench.extra_info.get("negatives_per_second")
+            extra = f"  {rate:,.0f} negatives/s" if rate else ""
+            terminalreporter.write_line(f"  {bench.name:<55} {bench.stats.mean:9.4f} s  {ratio}{extra}")
