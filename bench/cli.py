@@ -73,8 +73,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         from bench.report import format_markdown_leaderboard
 
-        table = store.table()
-        table = table[table["key"].isin({c.key for c in grid.cells})]
+        table = store.table()  # a cell other grids share appears once per grid: keep one row of each
+        table = table[table["key"].isin({c.key for c in grid.cells})].drop_duplicates(["key", "test_set", "metric"])
+        table = table.assign(grid=grid.name, grid_cells=len(grid.cells))
         if len(table):
             print(format_markdown_leaderboard(table))
     return 1 if summary.failed else 0

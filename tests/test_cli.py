@@ -240,6 +240,13 @@ def test_cells_shared_by_two_grids_are_reported_under_both(tmp_path, capsys):
     assert main(["run", str(first), "--results", str(results), "--quiet"]) == 0
     assert main(["run", str(second), "--results", str(results), "--quiet"]) == 0
     assert "done 2, cached 2" in capsys.readouterr().err
+    # run again, all cached: its printed leaderboard holds each sampler once, the grid complete
+    assert main(["run", str(second), "--results", str(results)]) == 0
+    captured = capsys.readouterr()
+    assert "done 0, cached 4" in captured.err and "Incomplete grid" not in captured.out
+    assert captured.out.count("## Leaderboard: grid") == 1 and "## Leaderboard: grid `second`" in captured.out
+    board = captured.out.split("### backbone `mf`")[1].split("###")[0]
+    assert len([line for line in board.splitlines() if line.startswith("| dns ")]) == 1
     assert main(["report", "--results", str(results), "--out", str(out)]) == 0
     second_board = (out / "second" / "leaderboard.md").read_text()
     assert "Incomplete grid" not in second_board
