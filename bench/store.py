@@ -39,6 +39,11 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
+def _membership(grid: str, keys: Iterable[str]) -> bytes:
+    """The ``grids/<grid>.json`` file of a results directory: the grid's cell keys."""
+    return json.dumps({"grid": grid, "cells": sorted(keys)}, indent=1).encode()
+
+
 class Store:
     """The records of one results directory."""
 
@@ -57,7 +62,7 @@ class Store:
 
     def write_membership(self, grid: str, keys: Iterable[str]) -> None:
         """Record that grid ``grid`` consists of the cells ``keys`` (replacing an earlier definition)."""
-        payload = json.dumps({"grid": grid, "cells": sorted(keys)}, indent=1).encode()
+        payload = _membership(grid, keys)
         _atomic_write(self.membership_path(grid), lambda h: h.write(payload))
 
     def memberships(self) -> dict[str, list[str]]:
@@ -161,7 +166,7 @@ def export_records(store: Store, grid: str, keys: Iterable[str], archive: str | 
     keys = list(keys)
     done = [k for k in keys if store.status(k) == "done"]
     archive = Path(archive)
-    membership = json.dumps({"grid": grid, "cells": sorted(keys)}, indent=1).encode()
+    membership = _membership(grid, keys)
 
     def write(handle) -> None:
         with tarfile.open(fileobj=handle, mode="w:gz") as tar:
