@@ -156,7 +156,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     grid = _grid_from_args(args)
-    n = export_records(Store(args.results), grid.name, [c.key for c in grid.cells], args.out)
+    n = export_records(Store(args.results), grid.name, grid.labels(), args.out)
     print(f"exported {n} of {len(grid.cells)} cells of grid {grid.name} to {args.out}")
     return 0
 

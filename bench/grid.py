@@ -141,14 +141,20 @@ class Cell:
     def sampler_seed(self) -> int:
         return int(_digest({"purpose": "sampler", **self.description()})[:15], 16)
 
+    def labels(self) -> dict[str, str]:
+        """The cell's names as its grid spells them (reports show these)."""
+        return {
+            "sampler_label": self.sampler.label,
+            "backbone_label": self.backbone.label,
+            "scenario_label": self.scenario.label_without("dataset"),
+        }
+
     def summary(self) -> dict[str, Any]:
         return {
             "grid": self.grid,
             "grid_cells": self.grid_cells,
-            "sampler_label": self.sampler.label,
-            "backbone_label": self.backbone.label,
+            **self.labels(),
             "scenario": self.scenario.name,
-            "scenario_label": self.scenario.label_without("dataset"),
             "dataset": self.dataset,
             "seed": self.seed,
             **self.description(),
@@ -179,6 +185,10 @@ class Grid:
     name: str
     cells: list[Cell]
     skipped: list[tuple[Cell, str]] = field(default_factory=list)  # incompatible, with the reason
+
+    def labels(self) -> dict[str, dict[str, str]]:
+        """Cell key -> the cell's names in this grid: what a results directory's cell list keeps."""
+        return {cell.key: cell.labels() for cell in self.cells}
 
 
 def _as_list(value: Any, where: str) -> list:

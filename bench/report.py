@@ -447,8 +447,8 @@ def _plot_sweeps(summary: pd.DataFrame, table: pd.DataFrame, records: Sequence[d
         axes[0, j].set_title(f"{block.family} · {block.dataset} · {block.backbone}")
     handles = [Line2D([], [], marker="o", color=c, label=s) for s, c in colors.items() if s in set(quality["sampler"])]
     fig.legend(handles=handles, title="sampler", loc="outside right center")
-    fig.suptitle(f"{metric} on the {test_set} test (top) and false-hard-negative rate (bottom) against the "
-                 f"swept scenario parameter\nmean over seeds, band: 95 % t-interval")
+    fig.suptitle(f"{metric} on the {test_set} test (top) and false-hard-negative rate (bottom)\n"
+                 f"against the swept scenario parameter; mean over seeds, band: 95 % t-interval")
     return _save(fig, path)
 
 
@@ -621,6 +621,7 @@ def _write_report(
     table = store.table()
     _check_request(table, metrics, test_set, results_dir)
     records = [r for r in store.records() if r.get("status") == "done"]
+    memberships = store.memberships()
 
     def load(key: str) -> dict[str, np.ndarray]:
         return store.per_user(key) if store.users_path(key).exists() else {}
@@ -644,7 +645,8 @@ def _write_report(
 
         colors = _colors(sorted(sub["sampler"].unique()))
         grid_keys = set(sub["key"])
-        grid_records = [r for r in records if r["key"] in grid_keys]
+        labels = memberships.get(grid, {})  # the cells' names as this grid spells them
+        grid_records = [r | {"cell": r["cell"] | labels.get(r["key"], {})} for r in records if r["key"] in grid_keys]
         for metric in metrics:
             written.append(_plot_bars(in_test, metric, test_set, colors, folder / f"bars_{metric}.png"))
         optional = [

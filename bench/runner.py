@@ -189,7 +189,7 @@ def run_grid(
     """
     store = Store(results_dir)
     if grid.name != COMMAND_LINE_GRID:
-        store.write_membership(grid.name, [cell.key for cell in grid.cells])
+        store.write_membership(grid.name, grid.labels())
     summary = RunSummary()
     todo = []
     for cell in grid.cells:  # checked before dispatch: a stored cell never reaches a worker

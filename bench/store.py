@@ -6,8 +6,10 @@ temporary file in the same folder and renamed into place, so a reader sees eithe
 whole one; the JSON is the commit marker, and a cell counts as stored only once it exists.
 
 A cell belongs to every grid that lists it (keys do not depend on the grid), but its record
-names only the grid that computed it; ``<root>/grids/<name>.json`` lists each run grid's cell
-keys, so a report finds a grid's cells even where another grid computed them first.
+names only the grid that computed it, with that grid's spelling of its names;
+``<root>/grids/<name>.json`` lists each run grid's cell keys with the grid's own labels, so a
+report finds a grid's cells, named as the grid names them, even where another grid computed them
+first (``popularity`` in one grid is ``popularity[confounding=0.8]`` in a grid that sweeps it).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import os
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -39,9 +41,12 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def _membership(grid: str, keys: Iterable[str]) -> bytes:
-    """The ``grids/<grid>.json`` file of a results directory: the grid's cell keys."""
-    return json.dumps({"grid": grid, "cells": sorted(keys)}, indent=1).encode()
+LABELS = ("sampler_label", "backbone_label", "scenario_label")  # a cell's names as its grid spells them
+
+
+def _membership(grid: str, labels: dict[str, dict[str, str]]) -> bytes:
+    """The ``grids/<grid>.json`` file of a results directory: the grid's cell keys and their labels."""
+    return json.dumps({"grid": grid, "cells": sorted(labels), "labels": labels}, indent=1, sort_keys=True).encode()
 
 
 class Store:
@@ -60,13 +65,17 @@ class Store:
     def membership_path(self, grid: str) -> Path:
         return self.root / "grids" / f"{grid}.json"
 
-    def write_membership(self, grid: str, keys: Iterable[str]) -> None:
-        """Record that grid ``grid`` consists of the cells ``keys`` (replacing an earlier definition)."""
-        payload = _membership(grid, keys)
+    def write_membership(self, grid: str, labels: dict[str, dict[str, str]]) -> None:
+        """Record that grid ``grid`` consists of the cells keyed in ``labels`` (key -> ``LABELS``),
+        replacing an earlier definition."""
+        payload = _membership(grid, labels)
         _atomic_write(self.membership_path(grid), lambda h: h.write(payload))
 
-    def memberships(self) -> dict[str, list[str]]:
-        """Grid name -> its cell keys, for every grid run into this directory."""
+    def memberships(self) -> dict[str, dict[str, dict[str, str]]]:
+        """Grid name -> {cell key -> its labels in that grid}, for every grid run into this directory.
+
+        A list written before labels were kept maps its keys to no labels (the records' own apply).
+        """
         folder = self.root / "grids"
         if not folder.exists():
             return {}
@@ -74,7 +83,8 @@ class Store:
         for path in sorted(folder.glob("*.json")):
             with open(path) as handle:
                 data = json.load(handle)
-            out[data["grid"]] = data["cells"]
+            labels = data.get("labels", {})
+            out[data["grid"]] = {key: labels.get(key, {}) for key in data["cells"]}
         return out
 
     def status(self, key: str) -> str | None:
@@ -148,25 +158,35 @@ class Store:
         memberships = self.memberships()
         if not memberships:
             return table
-        # a listed grid holds exactly its listed cells; a record no list holds keeps its own grid
-        listed = [table[table["key"].isin(keys)].assign(grid=grid, grid_cells=len(keys))
-                  for grid, keys in memberships.items()]
+        # a listed grid holds exactly its listed cells, named as it names them; a record no list
+        # holds keeps its own grid
+        listed = [_relabel(table[table["key"].isin(cells)], cells).assign(grid=grid, grid_cells=len(cells))
+                  for grid, cells in memberships.items()]
         claimed = set().union(*memberships.values())
         unlisted = table[~table["grid"].isin(list(memberships)) & ~table["key"].isin(claimed)]
         return pd.concat(listed + [unlisted], ignore_index=True)
 
 
-def export_records(store: Store, grid: str, keys: Iterable[str], archive: str | Path) -> int:
-    """Write grid ``grid``'s finished records of ``keys`` to a ``.tar.gz``; return their number.
+def _relabel(table: pd.DataFrame, labels: dict[str, dict[str, str]]) -> pd.DataFrame:
+    """``table`` with each cell's sampler, backbone and scenario named by ``labels`` where it names them."""
+    table = table.copy()
+    for label in LABELS:
+        column = label.removesuffix("_label")
+        given = table["key"].map(lambda key: labels.get(key, {}).get(label))
+        table[column] = given.fillna(table[column])
+    return table
+
+
+def export_records(store: Store, grid: str, labels: dict[str, dict[str, str]], archive: str | Path) -> int:
+    """Write grid ``grid``'s finished records of the cells keyed in ``labels`` to a ``.tar.gz``; return their number.
 
     The archive holds ``runs/<key>.*`` (JSON and per-user vectors) and ``grids/<grid>.json`` as a
     results directory does, so ``bench report --results ARCHIVE`` reads it, and unpacking it into
     a results directory lets the grid resume from it.
     """
-    keys = list(keys)
-    done = [k for k in keys if store.status(k) == "done"]
+    done = [k for k in labels if store.status(k) == "done"]
     archive = Path(archive)
-    membership = _membership(grid, keys)
+    membership = _membership(grid, labels)
 
     def write(handle) -> None:
         with tarfile.open(fileobj=handle, mode="w:gz") as tar:

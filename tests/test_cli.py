@@ -265,3 +265,25 @@ def test_report_of_an_empty_results_directory_is_one_line_and_exit_2(tmp_path, c
     assert main(["report", "--results", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "no finished runs" in err
+
+
+def test_a_shared_cell_is_named_as_each_grid_spells_it(tmp_path):
+    """A cell computed by a grid that leaves a parameter at its default is labelled with that
+    parameter in the report of a grid that sweeps it, and without it in its own grid's report."""
+    common = 'samplers = ["uniform", "dns"]\nbackbones = ["mf"]\nseeds = 1\n[train]\nepochs = 2\neval_every = 1\nbatch_size = 1024\n'
+    first, second = tmp_path / "first.toml", tmp_path / "second.toml"
+    first.write_text('scenarios = ["exposure[dataset=synthetic]"]\n' + common)
+    second.write_text('scenarios = ["exposure[dataset=synthetic,confounding=0.8,1.6]"]\n' + common)
+    results, out = tmp_path / "results", tmp_path / "report"
+    assert main(["run", str(first), "--results", str(results), "--quiet"]) == 0
+    assert main(["run", str(second), "--results", str(results), "--quiet"]) == 0
+    assert main(["report", "--results", str(results), "--out", str(out)]) == 0
+    second_board = (out / "second" / "leaderboard.md").read_text()
+    assert "exposure[confounding=0.8]/synthetic recall@20" in second_board
+    assert " exposure/synthetic recall@20" not in second_board
+    assert " exposure/synthetic recall@20" in (out / "first" / "leaderboard.md").read_text()
+    assert (out / "second" / "sweep_recall@20.png").exists()
+    archive = tmp_path / "second.tar.gz"
+    assert main(["export", str(second), "--results", str(results), "--out", str(archive)]) == 0
+    assert main(["report", "--results", str(archive), "--out", str(tmp_path / "from_archive")]) == 0
+    assert (tmp_path / "from_archive" / "second" / "leaderboard.md").read_text() == second_board
