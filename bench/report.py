@@ -336,6 +336,53 @@ def curve_table(records: Sequence[dict], metric: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["sampler", "backbone", "scenario", "dataset", "seed", "set", "epoch", "value"])
 
 
+def selection_table(records: Sequence[dict], metrics: Sequence[str], test_set: str) -> pd.DataFrame:
+    """What selecting the epoch on each traced set gives, from the runs' curves (``train.curves``).
+
+    Per run and traced set: the first epoch with the best value of the run's selection metric on
+    that set, and the ``test_set`` metrics at that epoch; then the mean over seeds per
+    (backbone, scenario, dataset, sampler, set). Empty when no run traced ``test_set`` and a set.
+    """
+    rows = []
+    for rec in records:
+        cell = rec["cell"]
+        selection = cell.get("train", {}).get("selection_metric", "recall@20")
+        history = rec.get("history", [])
+        for name in cell.get("train", {}).get("curves", []):
+            entries = [e for e in history if f"{name}/{selection}" in e and all(f"{test_set}/{m}" in e for m in metrics)]
+            if not entries:
+                continue
+            values = np.array([e[f"{name}/{selection}"] for e in entries])
+            best = entries[int(values.argmax() if stats.higher_is_better(selection) else values.argmin())]
+            rows.append({"backbone": cell["backbone_label"], "scenario": cell.get("scenario_label", cell["scenario"]),
+                         "dataset": cell["dataset"], "sampler": cell["sampler_label"], "selected_on": name,
+                         "epoch": best["epoch"] + 1} | {m: best[f"{test_set}/{m}"] for m in metrics})
+    columns = ["backbone", "scenario", "dataset", "sampler", "selected_on", "epoch", *metrics]
+    if not rows:
+        return pd.DataFrame(columns=columns + ["n_seeds"])
+    frame = pd.DataFrame(rows, columns=columns)
+    groups = frame.groupby(columns[:5], sort=True)
+    return groups[["epoch", *metrics]].mean().join(groups.size().rename("n_seeds")).reset_index()
+
+
+def _selection_markdown(records: Sequence[dict], metrics: Sequence[str], test_set: str) -> str:
+    """The ``selection_table`` as a markdown section; empty when no run traced curves."""
+    table = selection_table(records, metrics, test_set)
+    if table.empty:
+        return ""
+    rows = [[r["sampler"], r["backbone"], f"{r['scenario']}/{r['dataset']}", f"`{r['selected_on']}`",
+             f"{r['epoch']:.1f}", *[_number(r[m]) for m in metrics], str(r["n_seeds"])]
+            for r in table.to_dict("records")]
+    headers = ["sampler", "backbone", "scenario", "epoch selected on", "epoch", *[f"{test_set} {m}" for m in metrics],
+               "seeds"]
+    return "\n".join([
+        "### Epoch selection along the traced curves", "",
+        f"Each run traced its curves (`train.curves`): for each traced set, the epoch (1-based, mean over seeds) "
+        f"with the best selection metric on that set and the `{test_set}` figures at that epoch. Selecting on "
+        f"a test set is optimistic; `valid` is the suite's rule.", "",
+        tabulate(rows, headers, tablefmt="pipe", disable_numparse=True), "", ""])
+
+
 def _plot_curves(records: Sequence[dict], metric: str, colors: dict, path: Path) -> Path | None:
     """``metric`` against epoch (mean over seeds) per traced set; None when no run traced curves."""
     curves = curve_table(records, metric)
@@ -635,18 +682,18 @@ def _write_report(
         in_test = summary[summary["test_set"] == test_set]
         test_comparisons = comparisons[comparisons["test_set"] == test_set]
 
+        grid_keys = set(sub["key"])
+        labels = memberships.get(grid, {})  # the cells' names as this grid spells them
+        grid_records = [r | {"cell": r["cell"] | labels.get(r["key"], {})} for r in records if r["key"] in grid_keys]
         markdown = _markdown_grid(grid, in_test, test_comparisons, metrics, test_set, baseline, alpha,
                                   sub["selected_on"].unique(), _cell_counts(sub))
-        (folder / "leaderboard.md").write_text(markdown)
+        (folder / "leaderboard.md").write_text(markdown + _selection_markdown(grid_records, metrics, test_set))
         _long_table(summary, comparisons).to_csv(folder / "leaderboard.csv", index=False)
         (folder / "leaderboard.tex").write_text(
             _latex(in_test, test_comparisons, metrics, test_set, grid, baseline, alpha))
         written += [folder / "leaderboard.md", folder / "leaderboard.csv", folder / "leaderboard.tex"]
 
         colors = _colors(sorted(sub["sampler"].unique()))
-        grid_keys = set(sub["key"])
-        labels = memberships.get(grid, {})  # the cells' names as this grid spells them
-        grid_records = [r | {"cell": r["cell"] | labels.get(r["key"], {})} for r in records if r["key"] in grid_keys]
         for metric in metrics:
             written.append(_plot_bars(in_test, metric, test_set, colors, folder / f"bars_{metric}.png"))
         optional = [

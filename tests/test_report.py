@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.report import curve_table, format_markdown_leaderboard, scenario_sweeps, write_report
+from bench.report import curve_table, format_markdown_leaderboard, scenario_sweeps, selection_table, write_report
 from bench.store import Store
 
 EFFECT = {"uniform": 0.0, "dns": 0.02, "cnsdiff": 0.05, "mixgcf": 0.03, "popularity": -0.02}
@@ -50,7 +50,8 @@ def make_results(root: Path, samplers=("uniform", "dns", "cnsdiff"), scenarios=(
                                  "scenario": scenario.split("[")[0], "scenario_label": scenario,
                                  "scenario_params": scenario_params(scenario), "dataset": "synthetic", "seed": seed,
                                  "train": {"curves": list(curves)}, "grid_cells": grid_cells},
-                        "history": [{"epoch": e, **{f"{c}/recall@20": 0.1 + 0.01 * e for c in curves}}
+                        "history": [{"epoch": e, **{f"{c}/{m}": 0.1 + 0.01 * e for c in curves
+                                                    for m in ("recall@20", "ndcg@20")}}
                                     for e in range(4)],
                         "metrics": metrics, "selected_on": selected_on,
                         "timings": {"epoch_s": COST[sampler] * (1 + 0.05 * rng.random()) * (2 if backbone == "lightgcn" else 1)},
@@ -124,6 +125,35 @@ def test_curves_plot_only_for_runs_that_traced_curves(report, tmp_path: Path) ->
     assert path in files and path.read_bytes().startswith(PNG_MAGIC)
     frame = curve_table(list(Store(tmp_path).records()), "recall@20")
     assert set(frame["set"]) == {"valid", "ood"} and frame["epoch"].max() == 4
+
+
+def test_selection_along_the_curves_on_a_hand_made_case(tmp_path: Path) -> None:
+    # valid peaks at epoch index 1 and 2 (first max: 1), ood at index 3; two seeds
+    valid = [0.10, 0.30, 0.30, 0.20]
+    ood = {0: [0.01, 0.02, 0.03, 0.05], 1: [0.03, 0.04, 0.05, 0.07]}
+    records = [{"key": f"k{seed}", "cell": {"sampler_label": "uniform", "backbone_label": "lightgcn",
+                                             "scenario": "popularity", "scenario_label": "popularity",
+                                             "dataset": "yelp2018", "seed": seed,
+                                             "train": {"curves": ["valid", "ood"], "selection_metric": "recall@20"}},
+                "history": [{"epoch": e, "valid/recall@20": valid[e], "valid/ndcg@20": 0.0,
+                             "ood/recall@20": ood[seed][e], "ood/ndcg@20": ood[seed][e] / 2} for e in range(4)]}
+               for seed in (0, 1)]
+    table = selection_table(records, ("recall@20", "ndcg@20"), "ood").set_index("selected_on")
+    assert table.loc["valid", "epoch"] == 2 and table.loc["ood", "epoch"] == 4  # 1-based
+    assert table.loc["valid", "recall@20"] == pytest.approx(0.03) and table.loc["valid", "ndcg@20"] == pytest.approx(0.015)
+    assert table.loc["ood", "recall@20"] == pytest.approx(0.06) and (table["n_seeds"] == 2).all()
+    # a run without curves contributes nothing
+    assert selection_table([records[0] | {"cell": records[0]["cell"] | {"train": {}}}], ("recall@20",), "ood").empty
+
+
+def test_the_leaderboard_of_a_traced_grid_shows_the_selection_section(report, tmp_path: Path) -> None:
+    _, out, _ = report
+    assert "Epoch selection along the traced curves" not in (out / "quick" / "leaderboard.md").read_text()
+    make_results(tmp_path, grid="parity", seeds=(0,), curves=("valid", "ood"))
+    write_report(tmp_path, tmp_path / "report")
+    text = (tmp_path / "report" / "parity" / "leaderboard.md").read_text()
+    section = text.split("### Epoch selection along the traced curves")[1]
+    assert "| uniform " in section and "`valid`" in section and "`ood`" in section
 
 
 def test_a_partial_grid_says_so(report, tmp_path: Path) -> None:
