@@ -495,7 +495,7 @@ def _plot_sweeps(summary: pd.DataFrame, table: pd.DataFrame, records: Sequence[d
     handles = [Line2D([], [], marker="o", color=c, label=s) for s, c in colors.items() if s in set(quality["sampler"])]
     fig.legend(handles=handles, title="sampler", loc="outside right center")
     fig.suptitle(f"{metric} on the {test_set} test (top) and false-hard-negative rate (bottom)\n"
-                 f"against the swept scenario parameter; mean over seeds, band: 95 % t-interval")
+                 f"against the swept scenario parameter\nmean over seeds, band: 95 % t-interval")
     return _save(fig, path)
 
 
