@@ -142,12 +142,36 @@ def _legend(baseline: str, alpha: float) -> str:
     )
 
 
+def _false_hard_negative_markdown(runs: pd.DataFrame) -> list[str]:
+    """Lines of the false-hard-negative table: mean ± std over seeds per (backbone, sampler) and
+    (scenario, dataset), so a sampler's rate can be read next to its quality; none when unmeasured."""
+    runs = runs.drop_duplicates("key").dropna(subset=["false_hard_negative_rate"])
+    if runs.empty:
+        return []
+    rates = (runs.groupby(["backbone", "sampler", "scenario", "dataset"])["false_hard_negative_rate"]
+             .agg(["mean", "std"]).reset_index())
+    rates["block"] = rates["scenario"] + "/" + rates["dataset"]
+    blocks = sorted(rates["block"].unique(), key=lambda b: _natural(pd.Series([b])).iloc[0])
+    rows = []
+    for (backbone, sampler), part in rates.groupby(["backbone", "sampler"], sort=True):
+        by_block = part.set_index("block")
+        rows.append([backbone, sampler] + [
+            f"{by_block.at[b, 'mean']:.4f} ± {by_block.at[b, 'std']:.4f}" if b in by_block.index else "–"
+            for b in blocks])
+    return ["### False-hard-negative rate (lower is better)", "",
+            "Share of the chosen negatives that the user truly likes (synthetic data) or holds out as a "
+            "valid or test positive (real data; a synthesised negative counts as its nearest real item), "
+            "averaged over a run's epochs; mean ± std over seeds.", "",
+            tabulate(rows, ["backbone", "sampler"] + blocks, tablefmt="pipe", disable_numparse=True), ""]
+
+
 def _markdown_grid(
     grid: str, summary: pd.DataFrame, comparisons: pd.DataFrame, metrics: Sequence[str],
     test_set: str, baseline: str, alpha: float, selected_on: Sequence[str] = ("valid",),
-    cells: tuple[int, int] = (0, 0),
+    cells: tuple[int, int] = (0, 0), runs: pd.DataFrame | None = None,
 ) -> str:
-    """One grid's leaderboard; ``summary``/``comparisons`` cover all metrics of this test set."""
+    """One grid's leaderboard; ``summary``/``comparisons`` cover all metrics of this test set,
+    ``runs`` (the grid's ``Store.table()`` rows) adds the false-hard-negative table."""
     shown = summary[summary["metric"].isin(metrics)]
     if shown.empty:
         return f"## Leaderboard: grid `{grid}`\n\nNo `{test_set}` results for {', '.join(metrics)}.\n"
@@ -197,6 +221,8 @@ def _markdown_grid(
                   tabulate(rows, ["sampler", "mean improvement %", "share ahead", "values"],
                            tablefmt="pipe", disable_numparse=True), ""]
 
+    if runs is not None:
+        lines += _false_hard_negative_markdown(runs)
     lines += ["### Legend", "", _legend(baseline, alpha), ""]
     shown_comparisons = comparisons[comparisons["metric"].isin(metrics)]
     warnings = sorted(set(w for w in shown_comparisons["warning"] if w))
@@ -223,7 +249,7 @@ def format_markdown_leaderboard(
         summary = stats.summarize(sub)
         comparisons = stats.compare(sub[sub["metric"].isin(metrics)], baseline=baseline, alpha=alpha)
         sections.append(_markdown_grid(grid, summary, comparisons, metrics, test_set, baseline, alpha,
-                                       sub["selected_on"].unique(), _cell_counts(sub)))
+                                       sub["selected_on"].unique(), _cell_counts(sub), sub))
     return "\n".join(sections)
 
 
@@ -686,7 +712,7 @@ def _write_report(
         labels = memberships.get(grid, {})  # the cells' names as this grid spells them
         grid_records = [r | {"cell": r["cell"] | labels.get(r["key"], {})} for r in records if r["key"] in grid_keys]
         markdown = _markdown_grid(grid, in_test, test_comparisons, metrics, test_set, baseline, alpha,
-                                  sub["selected_on"].unique(), _cell_counts(sub))
+                                  sub["selected_on"].unique(), _cell_counts(sub), sub)
         (folder / "leaderboard.md").write_text(markdown + _selection_markdown(grid_records, metrics, test_set))
         _long_table(summary, comparisons).to_csv(folder / "leaderboard.csv", index=False)
         (folder / "leaderboard.tex").write_text(

@@ -230,3 +230,20 @@ def test_no_sweep_without_exactly_one_numeric_parameter_varying(tmp_path: Path, 
     assert scenario_sweeps(list(Store(tmp_path).records())) == {}
     files = write_report(tmp_path, tmp_path / "report")
     assert not any(p.name.startswith("sweep_") for p in files)
+
+
+def test_markdown_false_hard_negative_table(report) -> None:
+    """One row per (backbone, sampler), one column per (scenario, dataset), the records' rates."""
+    store, out, _ = report
+    text = (out / "quick" / "leaderboard.md").read_text()
+    section = text.split("### False-hard-negative rate")[1].split("###")[0]
+    rows = {line.split("|")[2].strip(): [c.strip() for c in line.split("|")[3:-1]]
+            for line in section.splitlines() if line.startswith("| mf")}
+    assert set(rows) == {"uniform", "dns", "cnsdiff"}
+    header = next(line for line in section.splitlines() if line.startswith("| backbone"))
+    assert [c.strip() for c in header.split("|")[3:-1]] == ["popularity/synthetic", "temporal/synthetic"]
+    runs = store.table().drop_duplicates("key")
+    for sampler, cells in rows.items():
+        expected = runs[(runs["sampler"] == sampler) & (runs["scenario"] == "popularity")]["false_hard_negative_rate"]
+        assert cells[0] == f"{expected.mean():.4f} ± {expected.std():.4f}"
+        assert FHN[sampler] <= float(cells[1].split(" ± ")[0]) <= FHN[sampler] + 0.01
