@@ -156,7 +156,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     grid = _grid_from_args(args)
-    n = export_records(Store(args.results), grid.name, grid.labels(), args.out)
+    n = export_records(Store(args.results), grid.name, grid.labels(), args.out, per_user=not args.without_per_user)
     print(f"exported {n} of {len(grid.cells)} cells of grid {grid.name} to {args.out}")
     return 0
 
@@ -220,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="a grid's finished records as one .tar.gz that report reads back")
     grid_args(export)
     export.add_argument("--out", required=True, help="archive to write, e.g. results/standard/records.tar.gz")
+    export.add_argument("--without-per-user", action="store_true",
+                        help="leave out the per-user vectors: a small archive whose report lacks only the per-user tests")
     export.set_defaults(func=cmd_export)
     return parser
 

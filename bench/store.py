@@ -177,12 +177,15 @@ def _relabel(table: pd.DataFrame, labels: dict[str, dict[str, str]]) -> pd.DataF
     return table
 
 
-def export_records(store: Store, grid: str, labels: dict[str, dict[str, str]], archive: str | Path) -> int:
+def export_records(store: Store, grid: str, labels: dict[str, dict[str, str]], archive: str | Path,
+                   per_user: bool = True) -> int:
     """Write grid ``grid``'s finished records of the cells keyed in ``labels`` to a ``.tar.gz``; return their number.
 
     The archive holds ``runs/<key>.*`` (JSON and per-user vectors) and ``grids/<grid>.json`` as a
     results directory does, so ``bench report --results ARCHIVE`` reads it, and unpacking it into
-    a results directory lets the grid resume from it.
+    a results directory lets the grid resume from it. ``per_user=False`` leaves the per-user vectors
+    out (they are most of the bytes): the report read back is the same except for the per-user
+    tests of ``leaderboard.csv``.
     """
     done = [k for k in labels if store.status(k) == "done"]
     archive = Path(archive)
@@ -194,7 +197,7 @@ def export_records(store: Store, grid: str, labels: dict[str, dict[str, str]], a
             info.size, info.mode = len(membership), 0o644
             tar.addfile(info, io.BytesIO(membership))
             for key in done:
-                for path in (store.json_path(key), store.users_path(key)):
+                for path in (store.json_path(key), store.users_path(key))[: 2 if per_user else 1]:
                     if path.exists():
                         tar.add(path, arcname=f"runs/{path.name}")
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from backbones import BACKBONES
@@ -227,6 +228,17 @@ def test_run_status_export_and_report_from_the_archive(tmp_path, capsys):
     assert main(["report", "--results", str(results), "--out", str(tmp_path / "direct")]) == 0
     assert from_archive == (tmp_path / "direct" / "tiny" / "leaderboard.md").read_text()
     assert "| dns " in from_archive and "| uniform " in from_archive
+    # without per-user vectors: smaller, same leaderboard, the per-user test columns empty
+    small = tmp_path / "export" / "small.tar.gz"
+    assert main(["export", str(grid), "--results", str(results), "--out", str(small), "--without-per-user"]) == 0
+    assert small.stat().st_size < archive.stat().st_size
+    assert main(["report", "--results", str(small), "--out", str(tmp_path / "small")]) == 0
+    assert (tmp_path / "small" / "tiny" / "leaderboard.md").read_text() == from_archive
+    full_csv = pd.read_csv(tmp_path / "direct" / "tiny" / "leaderboard.csv")
+    small_csv = pd.read_csv(tmp_path / "small" / "tiny" / "leaderboard.csv")
+    per_user = [c for c in full_csv.columns if "_user" in c]
+    assert per_user and full_csv["vs_baseline_p_user"].notna().any() and small_csv["vs_baseline_p_user"].isna().all()
+    pd.testing.assert_frame_equal(small_csv.drop(columns=per_user, errors="ignore"), full_csv.drop(columns=per_user))
 
 
 def test_cells_shared_by_two_grids_are_reported_under_both(tmp_path, capsys):
