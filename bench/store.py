@@ -197,7 +197,7 @@ def export_records(store: Store, grid: str, labels: dict[str, dict[str, str]], a
             info.size, info.mode = len(membership), 0o644
             tar.addfile(info, io.BytesIO(membership))
             for key in done:
-                for path in (store.json_path(key), store.users_path(key))[: 2 if per_user else 1]:
+                for path in [store.json_path(key)] + ([store.users_path(key)] if per_user else []):
                     if path.exists():
                         tar.add(path, arcname=f"runs/{path.name}")
 
