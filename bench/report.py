@@ -151,7 +151,7 @@ def _false_hard_negative_markdown(runs: pd.DataFrame) -> list[str]:
     rates = (runs.groupby(["backbone", "sampler", "scenario", "dataset"])["false_hard_negative_rate"]
              .agg(["mean", "std"]).reset_index())
     rates["block"] = rates["scenario"] + "/" + rates["dataset"]
-    blocks = sorted(rates["block"].unique(), key=lambda b: _natural(pd.Series([b])).iloc[0])
+    blocks = rates["block"].drop_duplicates().sort_values(key=_natural).tolist()
     rows = []
     for (backbone, sampler), part in rates.groupby(["backbone", "sampler"], sort=True):
         by_block = part.set_index("block")
@@ -167,8 +167,8 @@ def _false_hard_negative_markdown(runs: pd.DataFrame) -> list[str]:
 
 def _markdown_grid(
     grid: str, summary: pd.DataFrame, comparisons: pd.DataFrame, metrics: Sequence[str],
-    test_set: str, baseline: str, alpha: float, selected_on: Sequence[str] = ("valid",),
-    cells: tuple[int, int] = (0, 0), runs: pd.DataFrame | None = None,
+    test_set: str, baseline: str, alpha: float, selected_on: Sequence[str], cells: tuple[int, int],
+    runs: pd.DataFrame,
 ) -> str:
     """One grid's leaderboard; ``summary``/``comparisons`` cover all metrics of this test set,
     ``runs`` (the grid's ``Store.table()`` rows) adds the false-hard-negative table."""
@@ -221,8 +221,7 @@ def _markdown_grid(
                   tabulate(rows, ["sampler", "mean improvement %", "share ahead", "values"],
                            tablefmt="pipe", disable_numparse=True), ""]
 
-    if runs is not None:
-        lines += _false_hard_negative_markdown(runs)
+    lines += _false_hard_negative_markdown(runs)
     lines += ["### Legend", "", _legend(baseline, alpha), ""]
     shown_comparisons = comparisons[comparisons["metric"].isin(metrics)]
     warnings = sorted(set(w for w in shown_comparisons["warning"] if w))
