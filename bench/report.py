@@ -71,11 +71,17 @@ def _number(x: float) -> str:
     return f"{x:.4f}" if abs(x) < 10 else f"{x:.2f}" if abs(x) < 1000 else f"{x:.0f}"
 
 
+def _mean_std(mean: float, std: float, pm: str) -> str:
+    """'mean ± std' with the std at the mean's precision; the mean alone for a single seed."""
+    text = _number(mean)
+    if np.isfinite(std):
+        text += pm + f"{std:.{len(text.partition('.')[2])}f}"
+    return text
+
+
 def _cell(row: pd.Series, marks: str, style: _Style) -> str:
-    """'mean ± std' with the std at the mean's precision, bold if best, underlined if second."""
-    text = _number(row["mean"])
-    if np.isfinite(row["std"]):
-        text += style.pm + f"{row['std']:.{len(text.partition('.')[2])}f}"
+    """'mean ± std' of one column's entry, bold if best, underlined if second."""
+    text = _mean_std(row["mean"], row["std"], style.pm)
     if row["rank"] == 1:
         text = style.bold.format(text)
     elif row["rank"] == 2:
@@ -156,7 +162,7 @@ def _false_hard_negative_markdown(runs: pd.DataFrame) -> list[str]:
     for (backbone, sampler), part in rates.groupby(["backbone", "sampler"], sort=True):
         by_block = part.set_index("block")
         rows.append([backbone, sampler] + [
-            f"{by_block.at[b, 'mean']:.4f} ± {by_block.at[b, 'std']:.4f}" if b in by_block.index else "–"
+            _mean_std(by_block.at[b, "mean"], by_block.at[b, "std"], MARKDOWN.pm) if b in by_block.index else "–"
             for b in blocks])
     return ["### False-hard-negative rate (lower is better)", "",
             "Share of the chosen negatives that the user truly likes (synthetic data) or holds out as a "

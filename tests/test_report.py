@@ -247,3 +247,15 @@ def test_markdown_false_hard_negative_table(report) -> None:
         expected = runs[(runs["sampler"] == sampler) & (runs["scenario"] == "popularity")]["false_hard_negative_rate"]
         assert cells[0] == f"{expected.mean():.4f} ± {expected.std():.4f}"
         assert FHN[sampler] <= float(cells[1].split(" ± ")[0]) <= FHN[sampler] + 0.01
+
+
+def test_single_seed_cells_show_the_mean_alone(tmp_path: Path) -> None:
+    """One seed has no spread: every table shows its mean without a '± nan'."""
+    store = make_results(tmp_path, seeds=(0,))
+    write_report(tmp_path, tmp_path / "report")
+    text = (tmp_path / "report" / "quick" / "leaderboard.md").read_text()
+    assert "nan" not in text
+    section = text.split("### False-hard-negative rate")[1].split("###")[0]
+    uniform = next(line for line in section.splitlines() if line.startswith("| mf") and "| uniform " in line)
+    rate = store.table().query("sampler == 'uniform' and scenario == 'popularity'")["false_hard_negative_rate"]
+    assert uniform.split("|")[3].strip() == f"{rate.iloc[0]:.4f}"
