@@ -173,20 +173,20 @@ def _false_hard_negative_markdown(runs: pd.DataFrame) -> list[str]:
 
 def _markdown_grid(
     grid: str, summary: pd.DataFrame, comparisons: pd.DataFrame, metrics: Sequence[str],
-    test_set: str, baseline: str, alpha: float, selected_on: Sequence[str], cells: tuple[int, int],
-    runs: pd.DataFrame,
+    test_set: str, baseline: str, alpha: float, runs: pd.DataFrame,
 ) -> str:
     """One grid's leaderboard; ``summary``/``comparisons`` cover all metrics of this test set,
-    ``runs`` (the grid's ``Store.table()`` rows) adds the false-hard-negative table."""
+    ``runs`` (the grid's ``Store.table()`` rows) gives the cell count, the selection rule and the
+    false-hard-negative table."""
     shown = summary[summary["metric"].isin(metrics)]
     if shown.empty:
         return f"## Leaderboard: grid `{grid}`\n\nNo `{test_set}` results for {', '.join(metrics)}.\n"
     lines = [f"## Leaderboard: grid `{grid}`, `{test_set}` test", ""]
-    done, expected = cells
+    done, expected = _cell_counts(runs)
     if done < expected:
         lines += [f"> **Incomplete grid: {done} of {expected} cells done.** Means, ranks and tests below cover "
                   f"the finished cells only; `python -m bench status {grid}` lists the rest.", ""]
-    on_tests = sorted(set(selected_on) - {"valid"})
+    on_tests = sorted(set(runs["selected_on"]) - {"valid"})
     if on_tests:
         lines += [f"> **Epoch selected on the {', '.join(f'`{t}`' for t in on_tests)} test set, not on `valid`** "
                   "(parity with code that selects so): these figures are optimistic and not comparable "
@@ -253,8 +253,7 @@ def format_markdown_leaderboard(
     for grid, sub in part.groupby("grid", sort=True):
         summary = stats.summarize(sub)
         comparisons = stats.compare(sub[sub["metric"].isin(metrics)], baseline=baseline, alpha=alpha)
-        sections.append(_markdown_grid(grid, summary, comparisons, metrics, test_set, baseline, alpha,
-                                       sub["selected_on"].unique(), _cell_counts(sub), sub))
+        sections.append(_markdown_grid(grid, summary, comparisons, metrics, test_set, baseline, alpha, sub))
     return "\n".join(sections)
 
 
@@ -716,8 +715,7 @@ def _write_report(
         grid_keys = set(sub["key"])
         labels = memberships.get(grid, {})  # the cells' names as this grid spells them
         grid_records = [r | {"cell": r["cell"] | labels.get(r["key"], {})} for r in records if r["key"] in grid_keys]
-        markdown = _markdown_grid(grid, in_test, test_comparisons, metrics, test_set, baseline, alpha,
-                                  sub["selected_on"].unique(), _cell_counts(sub), sub)
+        markdown = _markdown_grid(grid, in_test, test_comparisons, metrics, test_set, baseline, alpha, sub)
         (folder / "leaderboard.md").write_text(markdown + _selection_markdown(grid_records, metrics, test_set))
         _long_table(summary, comparisons).to_csv(folder / "leaderboard.csv", index=False)
         (folder / "leaderboard.tex").write_text(
